@@ -1,0 +1,37 @@
+# tinygan: two commands for a fresh machine.
+#   make demo   creates .venv, installs tinygan, trains the DCGAN on sprites (CPU-sized job)
+#   make test   creates .venv, installs the test extras and PyTorch (the oracle), runs pytest
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+# PyTorch is only the tests' oracle. 2.13.0 is a CPU build on the CI machines; elsewhere
+# pass e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+# Training data: a folder or .zip of images. Empty: d2l's Pokémon zip is downloaded once.
+DATA ?= $(wildcard ../shared/data/pokesprite-gen8)
+OUT  ?= runs/demo
+DEMO_ARGS ?=
+
+.PHONY: demo test venv clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[test,crosscheck]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) examples/pokemon.py --backend numpy --preset cpu $(if $(DATA),--data $(DATA)) --out $(OUT) $(DEMO_ARGS)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -1,0 +1,11 @@
+"""tinygan.nn: layers with hand-written forward and backward passes (PyTorch names and layouts)."""
+from .activation import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
+from .batchnorm import BatchNorm2d
+from .conv import Conv2d, ConvTranspose2d
+from .im2col import col2im, conv_out_size, deconv_out_size, im2col
+from .loss import BCEWithLogitsLoss
+from .module import Module, Parameter, Sequential
+
+__all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "BatchNorm2d",
+           "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BCEWithLogitsLoss", "sigmoid",
+           "im2col", "col2im", "conv_out_size", "deconv_out_size"]

@@ -1,0 +1,70 @@
+"""Element-wise activations: ReLU, LeakyReLU, Tanh, Sigmoid.
+
+Any input shape; the output has the input's shape. Each backward multiplies the
+upstream gradient by the local derivative dy/dx, kept from forward in ``self.local``,
+and returns a NEW array (the upstream gradient is never written into).
+"""
+from ..backend import get_array_module
+from .module import Module, check_cache
+
+
+def sigmoid(x):
+    """σ(x) = 1/(1 + e^−x), computed without overflow for any x.
+
+    For x ≥ 0: 1/(1 + e^−x); for x < 0: e^x/(1 + e^x). Both use e^−|x| ≤ 1.
+    """
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class _Elementwise(Module):
+    """y = f(x) element by element; backward is dx = dy · f'(x), f'(x) cached as ``self.local``."""
+
+    def forward(self, x):
+        y, self.local = self._f_and_derivative(x)
+        self.out_shape = x.shape
+        return y
+
+    def backward(self, dout):
+        check_cache(self, dout, self.out_shape)
+        return dout * self.local
+
+
+class ReLU(_Elementwise):
+    """y = max(x, 0);  dy/dx = [x > 0]."""
+
+    def _f_and_derivative(self, x):
+        mask = (x > 0).astype(x.dtype)
+        return x * mask, mask
+
+
+class LeakyReLU(_Elementwise):
+    """y = x for x > 0, a·x otherwise;  dy/dx = 1 for x > 0, a otherwise."""
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = negative_slope
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+    def _f_and_derivative(self, x):
+        xp = get_array_module(x)
+        slope = xp.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
+        return x * slope, slope
+
+
+class Tanh(_Elementwise):
+    """y = tanh(x);  dy/dx = 1 − y²."""
+
+    def _f_and_derivative(self, x):
+        y = get_array_module(x).tanh(x)
+        return y, 1 - y * y
+
+
+class Sigmoid(_Elementwise):
+    """y = σ(x);  dy/dx = y·(1 − y)."""
+
+    def _f_and_derivative(self, x):
+        y = sigmoid(x)
+        return y, y * (1 - y)

@@ -1,0 +1,110 @@
+"""Optimizers: Adam and SGD (with momentum), as PyTorch defines them.
+
+Each takes a list of ``Parameter``s and updates ``p.data`` in place from ``p.grad``.
+State (moments, step count) is kept per parameter, in the parameter's array module,
+and can be saved and restored with ``state_dict`` / ``load_state_dict``.
+"""
+from .backend import get_array_module, to_numpy
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be > 0, got {lr}")
+        self.lr = lr
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad[...] = 0
+
+    def state_dict(self):
+        """Host (NumPy) copies of every state array plus the scalar settings."""
+        state = {"lr": self.lr, **{k: getattr(self, k) for k in self._scalars}}
+        for name in self._slots:
+            for i, a in enumerate(getattr(self, name)):
+                state[f"{name}.{i}"] = to_numpy(a).copy()
+        return state
+
+    def load_state_dict(self, state):
+        expected = [f"{name}.{i}" for name in self._slots for i in range(len(self.params))]
+        missing = [k for k in expected if k not in state]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: missing keys {missing[:5]}"
+                             f"{' …' if len(missing) > 5 else ''}; the state is from another model")
+        for name in self._slots:
+            for i, a in enumerate(getattr(self, name)):
+                src = state[f"{name}.{i}"]
+                if tuple(src.shape) != tuple(a.shape):
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: {name}.{i} has shape "
+                                     f"{tuple(src.shape)}, parameter has {tuple(a.shape)}")
+                a[...] = get_array_module(a).asarray(src, dtype=a.dtype)
+        self.lr = float(state["lr"])
+        for k in self._scalars:
+            setattr(self, k, type(getattr(self, k))(state[k]))
+
+
+class SGD(Optimizer):
+    """p ← p − lr·b,  b ← momentum·b + g (b = g on the first step; PyTorch's form)."""
+
+    _slots = ("momentum_buffer",)
+    _scalars = ("momentum", "step_count")
+
+    def __init__(self, params, lr=0.01, momentum=0.0):
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.step_count = 0
+        self.momentum_buffer = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+
+    def step(self):
+        for p, buf in zip(self.params, self.momentum_buffer):
+            if self.momentum:
+                if self.step_count == 0:
+                    buf[...] = p.grad
+                else:
+                    buf *= self.momentum
+                    buf += p.grad
+                p.data -= self.lr * buf
+            else:
+                p.data -= self.lr * p.grad
+        self.step_count += 1
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction, as ``torch.optim.Adam``:
+
+        m ← β1·m + (1 − β1)·g          v ← β2·v + (1 − β2)·g²
+        m̂ = m / (1 − β1ᵗ)              v̂ = v / (1 − β2ᵗ)
+        p ← p − lr · m̂ / (√v̂ + eps)
+    """
+
+    _slots = ("exp_avg", "exp_avg_sq")
+    _scalars = ("beta1", "beta2", "eps", "step_count")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr)
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps = eps
+        self.step_count = 0
+        self.exp_avg = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+        self.exp_avg_sq = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+
+    def step(self):
+        self.step_count += 1
+        t, b1, b2 = self.step_count, self.beta1, self.beta2
+        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            xp = get_array_module(p.data)
+            g = p.grad
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            # p -= lr · (m / bias1) / (sqrt(v / bias2) + eps), folded to one pass
+            denom = xp.sqrt(v) / (bias2 ** 0.5)
+            denom += self.eps
+            p.data -= (self.lr / bias1) * m / denom
