@@ -1,0 +1,157 @@
+"""Download the Pokémon sprites of d2l.ai's DCGAN chapter, once, and verify them.
+
+    >>> from tinygan.download import ensure_pokemon
+    >>> path = ensure_pokemon()       # ~/.cache/tinygan/pokemon.zip, downloaded if absent
+
+Where files go: ``$TINYGAN_HOME`` (default ``~/.cache/tinygan``). The zip is fetched
+with urllib into a temporary file in that folder, its SHA-1 is checked, and only then is
+it renamed to its final name (``os.replace`` is atomic within a folder). So a file under
+the final name is always whole and verified; a failed, interrupted or corrupted transfer
+leaves nothing behind and the next run starts clean.
+
+Errors that the user can act on are ``DataError`` (a ``ValueError``) with a one-line
+message; ``tinygan.data`` raises the same class.
+"""
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+POKEMON_URL = "http://d2l-data.s3-accelerate.amazonaws.com/pokemon.zip"
+POKEMON_SHA1 = "c065c0e2593b8b161a2d7873e42418bf6a21106c"
+POKEMON_FILE = "pokemon.zip"
+OFFLINE_HINT = "pass --data FOLDER_OR_ZIP instead (e.g. ../shared/data/pokesprite-gen8)"
+
+
+class DataError(ValueError):
+    """A data set that cannot be found, downloaded or read; the message says what to do."""
+
+
+def tinygan_home():
+    """The folder for downloads and caches: ``$TINYGAN_HOME``, default ``~/.cache/tinygan``."""
+    home = os.environ.get("TINYGAN_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "tinygan"
+
+
+def default_data_path():
+    """Where the Pokémon zip lives (or will live) once downloaded; nothing is fetched."""
+    return tinygan_home() / POKEMON_FILE
+
+
+def sha1_of(path, chunk_size=1 << 20):
+    """The SHA-1 hex digest of a file, read in chunks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ensure_pokemon(path=None, url=POKEMON_URL, sha1=POKEMON_SHA1, verbose=True, timeout=30):
+    """The path of the verified Pokémon zip, downloading it first when it is not there.
+
+    path: where the zip goes (default ``default_data_path()``). A file already there is
+    checked against ``sha1``; one that does not match is deleted and downloaded again.
+    ``url`` and ``sha1`` are parameters so that tests can serve their own zip.
+    """
+    path = Path(path) if path is not None else default_data_path()
+    if path.is_file():
+        if sha1 is None or sha1_of(path) == sha1:
+            return path
+        if verbose:
+            print(f"{path}: checksum does not match, downloading it again", file=sys.stderr)
+        path.unlink()
+    return download(url, path, sha1=sha1, verbose=verbose, timeout=timeout)
+
+
+def download(url, path, sha1=None, verbose=True, timeout=30):
+    """Fetch ``url`` into ``path`` through a temporary file; verify; rename. Returns ``path``.
+
+    Raises DataError, leaving neither ``path`` nor the temporary file, when the transfer
+    fails or stops short of Content-Length, or when the SHA-1 differs from ``sha1``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(url, out, verbose, timeout)
+        if sha1 is not None and digest != sha1:
+            raise DataError(f"download of {url} is corrupt: SHA-1 {digest}, expected {sha1}; "
+                            f"run again, or {OFFLINE_HINT}")
+        os.replace(tmp, path)
+    except (OSError, http.client.HTTPException) as e:
+        raise DataError(f"download of {url} failed ({_reason(e)}); check the connection, "
+                        f"or {OFFLINE_HINT}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _fetch(url, out, verbose, timeout):
+    """Copy the response body of ``url`` into the open file ``out``; return its SHA-1.
+
+    Raises IncompleteRead when fewer bytes than Content-Length arrive.
+    """
+    digest = hashlib.sha1()
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        total = response.headers.get("Content-Length")
+        total = int(total) if total is not None else None
+        bar = ProgressBar(total, url.rsplit("/", 1)[-1]) if verbose else None
+        done = 0
+        for chunk in iter(lambda: response.read(1 << 16), b""):
+            out.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            if bar:
+                bar.update(done)
+        if bar:
+            bar.close(done)
+    if total is not None and done != total:
+        raise http.client.IncompleteRead(b"", total - done)
+    return digest.hexdigest()
+
+
+def _reason(e):
+    """A short reason for a network or file error."""
+    if isinstance(e, http.client.IncompleteRead):
+        return f"connection closed early, {e.expected} bytes missing"
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        return str(e.reason)
+    return f"{type(e).__name__}: {e}"
+
+
+class ProgressBar:
+    """A one-line text bar on stderr: ``pokemon.zip [#####.....] 12.1/40.3 MB 3.2 MB/s``."""
+
+    def __init__(self, total, name, width=30, every=0.1):
+        self.total, self.name, self.width, self.every = total, name, width, every
+        self.start = self.last = time.monotonic()
+
+    def update(self, done, force=False):
+        now = time.monotonic()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9) / 1e6
+        if self.total:
+            filled = int(self.width * min(done / self.total, 1.0))
+            bar = "#" * filled + "." * (self.width - filled)
+            text = f"[{bar}] {done / 1e6:.1f}/{self.total / 1e6:.1f} MB"
+        else:
+            text = f"{done / 1e6:.1f} MB"
+        sys.stderr.write(f"\r{self.name} {text} {rate:.1f} MB/s ")
+        sys.stderr.flush()
+
+    def close(self, done):
+        self.update(done, force=True)
+        sys.stderr.write("\n")
+        sys.stderr.flush()
