@@ -1,0 +1,88 @@
+"""Checkpoints: G, D (with BatchNorm running statistics), both Adam states and the run's state.
+
+One ``.npz`` file (NumPy's zip of arrays, loaded with allow_pickle=False):
+
+    G/<name>          the generator's state_dict     (e.g. G/main.0.weight)
+    D/<name>          the discriminator's state_dict
+    opt_G/<name>      Adam's moments (exp_avg.i, exp_avg_sq.i)
+    opt_D/<name>
+    extra/<name>      any other arrays the run keeps (fixed noise, loss history, permutation)
+    meta              a JSON string: format tag, architecture, epoch, step, RNG state, …
+
+Arrays are copied to the host, so a checkpoint written on CuPy loads on NumPy and back.
+The file is written atomically (``io.atomic_write``): a kill mid-save leaves the previous
+checkpoint whole.
+"""
+import json
+import zipfile
+
+import numpy as np
+
+from .backend import to_numpy
+from .io import atomic_write
+
+FORMAT = "tinygan-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, truncated, foreign or of another architecture."""
+
+
+def save(path, G, D, opt_G=None, opt_D=None, meta=None, extra=None):
+    arrays = {}
+    for prefix, module in (("G", G), ("D", D)):
+        for k, v in module.state_dict().items():
+            arrays[f"{prefix}/{k}"] = to_numpy(v)
+    for prefix, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
+        if opt is not None:
+            for k, v in opt.state_dict().items():
+                arrays[f"{prefix}/{k}"] = np.asarray(to_numpy(v))
+    for k, v in (extra or {}).items():
+        arrays[f"extra/{k}"] = to_numpy(v)
+    header = {"format": FORMAT, "version": VERSION, **(meta or {})}
+    arrays["meta"] = np.array(json.dumps(header))
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+
+
+def load(path):
+    """Read a checkpoint into {'G': {...}, 'D': {...}, 'opt_G': {...}, 'opt_D': {...}, 'extra': {...}, 'meta': {...}}."""
+    path = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise CheckpointError(f"checkpoint {path} is truncated or not a tinygan checkpoint "
+                              f"({type(e).__name__}: {e})") from None
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except (KeyError, json.JSONDecodeError):
+        meta = {}
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a tinygan checkpoint (no '{FORMAT}' header)")
+    out = {"G": {}, "D": {}, "opt_G": {}, "opt_D": {}, "extra": {}, "meta": meta}
+    for key, value in arrays.items():
+        group, _, name = key.partition("/")
+        if group in out and name:
+            out[group][name] = value
+    return out
+
+
+def restore(state, G, D, opt_G=None, opt_D=None, path="checkpoint"):
+    """Load a ``load``-ed checkpoint into the modules and optimizers; clear error on any mismatch."""
+    for name, module in (("G", G), ("D", D)):
+        try:
+            module.load_state_dict(state[name])
+        except ValueError as e:
+            raise CheckpointError(f"{path} holds another architecture than this run's {name} "
+                                  f"(check --image-size, --latent-dim, --features, --recipe): {e}") from None
+    for name, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
+        if opt is not None:
+            s = {k: (v.item() if v.ndim == 0 else v) for k, v in state[name].items()}
+            try:
+                opt.load_state_dict(s)
+            except (ValueError, KeyError) as e:
+                raise CheckpointError(f"{path}: optimizer state {name} does not fit this model: {e}") from None

@@ -1,0 +1,153 @@
+"""The DCGAN of Radford, Metz & Chintala (2015): generator, discriminator, one training step.
+
+Shapes for image_size = 64, features F = 64, latent size Z = 100 (the paper's):
+
+    Generator      z (N, Z, 1, 1)
+                   → ConvT(k4 s1 p0) BN ReLU → (N, 8F, 4, 4)
+                   → ConvT(k4 s2 p1) BN ReLU → (N, 4F, 8, 8)
+                   → ConvT(k4 s2 p1) BN ReLU → (N, 2F, 16, 16)
+                   → ConvT(k4 s2 p1) BN ReLU → (N, F, 32, 32)
+                   → ConvT(k4 s2 p1) Tanh    → (N, 3, 64, 64)       in [-1, 1]
+    Discriminator  x (N, 3, 64, 64)
+                   → Conv(k4 s2 p1) LeakyReLU(0.2)      → (N, F, 32, 32)   no BN on the input layer
+                   → Conv(k4 s2 p1) BN LeakyReLU(0.2)   → (N, 2F, 16, 16)
+                   → Conv(k4 s2 p1) BN LeakyReLU(0.2)   → (N, 4F, 8, 8)
+                   → Conv(k4 s2 p1) BN LeakyReLU(0.2)   → (N, 8F, 4, 4)
+                   → Conv(k4 s1 p0)                     → (N,) one real/fake logit per image
+
+image_size 32 drops one stride-2 block from each (for CPU demos); any power of two ≥ 16
+works. Convolutions carry no bias (BatchNorm's β does that job), as in PyTorch's DCGAN
+example, whose parameter names (``main.0.weight`` …) these modules share.
+"""
+import math
+
+import numpy as np
+
+from .backend import get_array_module
+from .init import dcgan_init, normal_init
+from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, LeakyReLU, Module, ReLU,
+                 Sequential, Tanh, sigmoid)
+
+
+def _num_stride2_blocks(image_size, who):
+    """How many ×2 resolution steps lie between 4×4 and image_size (3 for 64×64)."""
+    steps = math.log2(image_size / 4) if image_size > 0 else -1
+    if image_size < 16 or steps != int(steps):
+        raise ValueError(f"{who}: image_size must be a power of two >= 16, got {image_size}")
+    return int(steps)
+
+
+class Generator(Module):
+    """z (N, latent_dim, 1, 1) → image (N, 3, image_size, image_size) in [-1, 1]."""
+
+    def __init__(self, latent_dim=100, features=64, image_size=64, channels=3):
+        n = _num_stride2_blocks(image_size, "Generator")
+        self.latent_dim, self.features, self.image_size = latent_dim, features, image_size
+        width = features * 2 ** (n - 1)                  # 8F for 64×64
+        layers = [ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False), BatchNorm2d(width), ReLU()]
+        for _ in range(n - 1):
+            layers += [ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), BatchNorm2d(width // 2), ReLU()]
+            width //= 2
+        layers += [ConvTranspose2d(width, channels, 4, 2, 1, bias=False), Tanh()]
+        self.main = Sequential(*layers)
+
+    def forward(self, z):
+        if z.ndim == 2:                                  # accept (N, Z) as well as (N, Z, 1, 1)
+            z = z.reshape(z.shape[0], z.shape[1], 1, 1)
+        return self.main(z)
+
+    def backward(self, dout):
+        return self.main.backward(dout)
+
+
+class Discriminator(Module):
+    """image (N, 3, image_size, image_size) → logits (N,); no sigmoid (the loss takes logits)."""
+
+    def __init__(self, features=64, image_size=64, channels=3, batchnorm_first=False):
+        n = _num_stride2_blocks(image_size, "Discriminator")
+        self.features, self.image_size = features, image_size
+        layers = [Conv2d(channels, features, 4, 2, 1, bias=False)]
+        layers += [BatchNorm2d(features)] if batchnorm_first else []     # d2l's variant has it
+        layers += [LeakyReLU(0.2)]
+        width = features
+        for _ in range(n - 1):
+            layers += [Conv2d(width, width * 2, 4, 2, 1, bias=False), BatchNorm2d(width * 2), LeakyReLU(0.2)]
+            width *= 2
+        layers += [Conv2d(width, 1, 4, 1, 0, bias=False)]
+        self.main = Sequential(*layers)
+
+    def forward(self, x):
+        logits = self.main(x)                            # (N, 1, 1, 1)
+        return logits.reshape(logits.shape[0])
+
+    def backward(self, dout):
+        return self.main.backward(dout.reshape(dout.shape[0], 1, 1, 1))
+
+
+RECIPES = {
+    # The paper's recipe, as the DCGAN deck gives it: mean BCE, no BN on D's input layer,
+    # conv weights N(0, 0.02), BN γ N(1, 0.02) and β 0, Adam(2e-4, β1 0.5).
+    "paper": dict(lr=2e-4, beta1=0.5, reduction="mean", batchnorm_first=False, init=dcgan_init),
+    # d2l.ai's chapter: BN on D's first block, every parameter N(0, 0.02), lr 0.005, summed BCE.
+    "d2l": dict(lr=5e-3, beta1=0.5, reduction="sum", batchnorm_first=True, init=normal_init),
+}
+
+
+def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0):
+    """G and D for ``recipe`` ('paper' or 'd2l'), initialised from ``seed``."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+    r = RECIPES[recipe]
+    G = Generator(latent_dim, features, image_size)
+    D = Discriminator(features, image_size, batchnorm_first=r["batchnorm_first"])
+    rng = np.random.default_rng(seed)
+    r["init"](G, rng)
+    r["init"](D, rng)
+    return G, D
+
+
+def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None):
+    """One DCGAN step: update D once on a real and a fake batch, then G once. Returns (loss_D, loss_G).
+
+    real (N, 3, H, W) in [-1, 1]; z (N, Z, 1, 1). With ℓ(logit, label) the BCE on logits:
+
+      D step   loss_D = ½·[ℓ(D(x), 1) + ℓ(D(G(z)), 0)]       D's gradients from both halves ADD
+      G step   loss_G = ℓ(D(G(z)), 1)                        the non-saturating loss of the paper;
+               its gradient flows back through D (whose parameter gradients are switched off,
+               so D is neither changed nor left with stale .grad) into G.
+
+    The losses come back as 0-d arrays of the backend (no host sync); ``float()`` them to log.
+    If ``stats`` is a dict it receives D(x) and D(G(z)): the mean probability D gives a real
+    and a fake image during the D step.
+    """
+    xp = get_array_module(real)
+    loss_fn = loss_fn or BCEWithLogitsLoss()
+    N = real.shape[0]
+    ones, zeros = xp.ones(N, dtype=real.dtype), xp.zeros(N, dtype=real.dtype)
+
+    # ---- D step: real → 1, fake → 0 ----------------------------------------------------
+    opt_D.zero_grad()
+    logits_real = D(real)
+    loss_real = loss_fn(logits_real, ones)
+    D.backward(loss_fn.backward(0.5))                    # d loss_D / d loss_real = ½
+    fake = G(z)
+    logits_fake = D(fake)
+    loss_fake = loss_fn(logits_fake, zeros)
+    D.backward(loss_fn.backward(0.5))
+    opt_D.step()
+    loss_D = (loss_real + loss_fake) / 2
+
+    # ---- G step: fake → 1, through the freshly updated D --------------------------------
+    opt_G.zero_grad()
+    D.requires_grad_(False)
+    try:
+        loss_G = loss_fn(D(fake), ones)
+        G.backward(D.backward(loss_fn.backward()))
+    finally:
+        D.requires_grad_(True)
+    opt_G.step()
+
+    if stats is not None:
+        stats["d_real"] = sigmoid(logits_real).mean()
+        stats["d_fake"] = sigmoid(logits_fake).mean()
+    return loss_D, loss_G

@@ -1,0 +1,43 @@
+"""Atomic file writes: a file is either the old one or the whole new one, never half of it.
+
+Every file tinygan writes (checkpoints, sample grids, plots, logs, caches) goes through
+``atomic_write``: the content is written to a temporary file in the SAME folder, flushed
+to disk, and renamed over the final name with ``os.replace`` (atomic on POSIX and
+Windows). A kill at any moment leaves the previous file whole.
+"""
+import os
+import tempfile
+from contextlib import contextmanager
+
+
+@contextmanager
+def atomic_write(path, mode="wb"):
+    """``with atomic_write(path) as f: f.write(...)`` — the file appears only if the block succeeds."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def check_writable(folder):
+    """Create ``folder`` and prove a file can be written there (a probe), or raise OSError saying so."""
+    folder = os.fspath(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with atomic_write(os.path.join(folder, ".write-probe")) as f:
+            f.write(b"x" * 4096)
+        os.unlink(os.path.join(folder, ".write-probe"))
+    except OSError as e:
+        raise OSError(f"output folder {folder} is not writable ({e.strerror or e}): "
+                      "choose another with --out or free some space") from None
