@@ -1,0 +1,59 @@
+"""Shared fixtures for tinygan's tests.
+
+* ``xp``: runs a test once per backend — 'numpy' always, 'cupy' only where
+  ``tinygan.backend.cupy_available()`` (else skipped: "CuPy/GPU not available"). The
+  CuPy case carries ``pytest.mark.gpu``, so ``pytest -m "not gpu"`` leaves it out.
+  The fixture switches tinygan to that backend in float64 and returns its array module.
+* ``randn``: ``randn(xp, *shape, dtype=np.float64, seed=0)``, a standard-normal array on
+  the backend ``xp``, drawn on the host so NumPy and CuPy see the same numbers.
+* An autouse fixture seeds NumPy's global generator (layers draw their initial weights
+  from it) and puts tinygan back on numpy/float32 after every test, whatever the test
+  switched to, so no test leaks its backend or dtype into the next.
+"""
+import numpy as np
+import pytest
+
+import tinygan
+from tinygan import backend
+
+_CUPY_OK = backend.cupy_available()
+CUPY_SKIP_REASON = "CuPy/GPU not available"
+
+BACKENDS = [
+    pytest.param("numpy", id="numpy"),
+    pytest.param("cupy", id="cupy",
+                 marks=[pytest.mark.gpu, pytest.mark.skipif(not _CUPY_OK, reason=CUPY_SKIP_REASON)]),
+]
+
+
+@pytest.fixture(autouse=True)
+def _reset_tinygan_backend():
+    np.random.seed(12345)
+    yield
+    tinygan.use("numpy", np.float32)
+
+
+@pytest.fixture(params=BACKENDS)
+def xp(request):
+    """The array module of the backend under test; tinygan is switched to it in float64."""
+    tinygan.use(request.param, np.float64)
+    return backend.xp()
+
+
+@pytest.fixture
+def cupy():
+    """The real cupy module, or a clean skip where there is no CuPy or no GPU."""
+    if not _CUPY_OK:
+        pytest.skip(CUPY_SKIP_REASON)
+    import cupy
+    return cupy
+
+
+def _randn(xp, *shape, dtype=np.float64, seed=0):
+    a = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return xp.asarray(a)
+
+
+@pytest.fixture
+def randn():
+    return _randn
