@@ -163,7 +163,7 @@ def to_rgb(image, background=(255, 255, 255)):
 
 
 def _sixteen_to_eight_bit(image):
-    """A 16-bit grey image (mode 'I;16*' or 'I', values 0..65535) -> mode 'L', u8 = round(u16 / 257)."""
+    """16-bit grey (mode 'I;16*' or 'I', 0..65535) -> mode 'L': u8 = round(u16 / 257)."""
     u16 = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
     return Image.fromarray(((u16 + 128) // 257).astype(np.uint8), mode="L")
 
@@ -191,9 +191,12 @@ def to_square(image, resize="pad", background=(255, 255, 255)):
 # ---------------------------------------------------------------------------------------
 
 def _is_image_name(name):
-    """An image extension, and no part of the path hidden ('.x') or macOS metadata."""
+    """An image extension, and no part of the path hidden ('.x') or macOS metadata.
+
+    '..' is not hidden: a zip member '../x.png' is read like any other (into memory).
+    """
     parts = PurePosixPath(name).parts
-    if any(p.startswith(".") or p == "__MACOSX" for p in parts):
+    if any((p.startswith(".") and p != "..") or p == "__MACOSX" for p in parts):
         return False
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
@@ -300,7 +303,8 @@ def _load_source(path, entries, archive, image_size, resize, background, limit, 
     cache = None
     if cache_dir is not False:
         key = cache_key(kind, entries, image_size, resize, background, limit)
-        cache = Path(cache_dir or tinygan_home() / "cache") / f"{path.stem}-{image_size}px-{key}.npz"
+        folder = Path(cache_dir or tinygan_home() / "cache")
+        cache = folder / f"{path.stem}-{image_size}px-{key}.npz"
         stored = read_cache(cache)
         if stored is not None:
             return _result(*stored, from_cache=True)

@@ -105,14 +105,16 @@ def _fetch(url, out, verbose, timeout):
         total = int(total) if total is not None else None
         bar = ProgressBar(total, url.rsplit("/", 1)[-1]) if verbose else None
         done = 0
-        for chunk in iter(lambda: response.read(1 << 16), b""):
-            out.write(chunk)
-            digest.update(chunk)
-            done += len(chunk)
+        try:
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if bar:
+                    bar.update(done)
+        finally:
             if bar:
-                bar.update(done)
-        if bar:
-            bar.close(done)
+                bar.close(done)
     if total is not None and done != total:
         raise http.client.IncompleteRead(b"", total - done)
     return digest.hexdigest()
@@ -129,6 +131,14 @@ def _reason(e):
     return f"{type(e).__name__}: {e}"
 
 
+def _size(n):
+    """Bytes for people: '812 B', '12.3 kB', '40.1 MB'."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
 class ProgressBar:
     """A one-line text bar on stderr: ``pokemon.zip [#####.....] 12.1/40.3 MB 3.2 MB/s``."""
 
@@ -141,14 +151,14 @@ class ProgressBar:
         if not force and now - self.last < self.every:
             return
         self.last = now
-        rate = done / max(now - self.start, 1e-9) / 1e6
+        rate = done / max(now - self.start, 1e-9)
         if self.total:
             filled = int(self.width * min(done / self.total, 1.0))
             bar = "#" * filled + "." * (self.width - filled)
-            text = f"[{bar}] {done / 1e6:.1f}/{self.total / 1e6:.1f} MB"
+            text = f"[{bar}] {_size(done)}/{_size(self.total)}"
         else:
-            text = f"{done / 1e6:.1f} MB"
-        sys.stderr.write(f"\r{self.name} {text} {rate:.1f} MB/s ")
+            text = _size(done)
+        sys.stderr.write(f"\r{self.name} {text} {_size(rate)}/s ")
         sys.stderr.flush()
 
     def close(self, done):
