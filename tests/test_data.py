@@ -317,7 +317,7 @@ def test_broken_files_are_skipped_with_reasons(tmp_path, capsys):
     assert reasons["zero.png"] == "empty file"
     assert reasons["text.png"] == "cannot identify image file"
     assert reasons["truncated.png"]                       # e.g. "OSError: image file is truncated"
-    line = capsys.readouterr().err
+    line = capsys.readouterr().out
     assert "loaded 1 images (skipped 3:" in line and "zero.png: empty file" in line
 
 

@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -258,7 +257,7 @@ def load_images(path=None, image_size=64, resize="pad", background=(255, 255, 25
     background: RGB colour behind transparent pixels and in the padding
     limit:      keep only the first ``limit`` decodable images (in sorted file order)
     cache_dir:  where the .npz cache goes (default ``$TINYGAN_HOME/cache``); False: no cache
-    verbose:    print one line saying how many images were loaded and skipped
+    verbose:    print (stdout) one line: how many images were loaded and skipped
 
     Returns a LoadResult. Raises DataError when the path is missing, is not a folder or
     zip, or holds no decodable image.
@@ -277,7 +276,7 @@ def load_images(path=None, image_size=64, resize="pad", background=(255, 255, 25
         raise DataError(f"{path}: no such folder or file; pass --data with a folder or .zip "
                         f"of images, or leave it out to download the Pokémon set")
     if verbose:
-        print(_summary(result, path, image_size, time.monotonic() - start), file=sys.stderr)
+        print(_summary(result, path, image_size, time.monotonic() - start), flush=True)
     return result
 
 
