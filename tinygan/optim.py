@@ -29,18 +29,24 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state):
-        expected = [f"{name}.{i}" for name in self._slots for i in range(len(self.params))]
+        """Restore ``state_dict()``'s output; checks every key and shape before changing anything."""
+        name = type(self).__name__
+        expected = [f"{slot}.{i}" for slot in self._slots for i in range(len(self.params))]
         missing = [k for k in expected if k not in state]
-        if missing:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: missing keys {missing[:5]}"
-                             f"{' …' if len(missing) > 5 else ''}; the state is from another model")
-        for name in self._slots:
-            for i, a in enumerate(getattr(self, name)):
-                src = state[f"{name}.{i}"]
+        unexpected = [k for k in state if "." in k and k not in expected]
+        for what, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                raise ValueError(f"{name}.load_state_dict: {what} keys {keys[:5]}"
+                                 f"{' …' if len(keys) > 5 else ''}; the state is from another model")
+        for slot in self._slots:
+            for i, a in enumerate(getattr(self, slot)):
+                src = state[f"{slot}.{i}"]
                 if tuple(src.shape) != tuple(a.shape):
-                    raise ValueError(f"{type(self).__name__}.load_state_dict: {name}.{i} has shape "
+                    raise ValueError(f"{name}.load_state_dict: {slot}.{i} has shape "
                                      f"{tuple(src.shape)}, parameter has {tuple(a.shape)}")
-                a[...] = get_array_module(a).asarray(src, dtype=a.dtype)
+        for slot in self._slots:
+            for i, a in enumerate(getattr(self, slot)):
+                a[...] = get_array_module(a).asarray(state[f"{slot}.{i}"], dtype=a.dtype)
         self.lr = float(state["lr"])
         for k in self._scalars:
             setattr(self, k, type(getattr(self, k))(state[k]))

@@ -133,8 +133,10 @@ class ConvTranspose2d(_ConvBase):
         k, s, p, op = self.kernel_size, self.stride, self.padding, self.output_padding
         OH, OW = deconv_out_size(H, k, s, p, op), deconv_out_size(W, k, s, p, op)
         if OH < 1 or OW < 1:
+            # smallest H with (H − 1)·s − 2p + K + output_padding >= 1
+            need = max(1, 1 - (-(2 * p + 1 - k - op) // s))
             raise ValueError(f"ConvTranspose2d: input of shape {tuple(x.shape)} gives an empty output "
-                             f"({OH}x{OW}) with k={k}, s={s}, padding={p}")
+                             f"({OH}x{OW}) with k={k}, s={s}, padding={p}: need H, W >= {need}")
         self.x_shape = x.shape
         self.x2 = _nchw_to_rows(x)                                       # (N·H·W, C)
         W2 = self.weight.data.reshape(self.in_channels, -1)              # (C, O·K·K)

@@ -39,4 +39,6 @@ class BCEWithLogitsLoss(Module):
         if getattr(self, "x", None) is None:
             raise RuntimeError("BCEWithLogitsLoss.backward called before forward: compute the loss first")
         scale = dout / self.x.size if self.reduction == "mean" else dout
-        return (sigmoid(self.x) - self.y) * self.x.dtype.type(scale)
+        # in the logits' dtype even when the target is wider (a float64 ``ones(N)``), as
+        # PyTorch does: a float64 gradient would turn the whole float32 backward into float64
+        return ((sigmoid(self.x) - self.y) * self.x.dtype.type(scale)).astype(self.x.dtype, copy=False)
