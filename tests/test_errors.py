@@ -138,6 +138,11 @@ def test_loss_errors():
     with pytest.raises(ValueError, match=r"BCEWithLogitsLoss: logits of shape \(4, 1\) and target of shape \(4,\) "
                                          "must have the same shape"):
         loss(_x(4, 1), np.ones(4, np.float32))
+    loss(_x(4), np.ones(4, np.float32))
+    with pytest.raises(ValueError, match=r"BCEWithLogitsLoss.backward: expected a scalar dout \(the loss is a "
+                                         r"scalar\), got shape \(4,\)"):
+        loss.backward(np.ones(4, np.float32))
+    assert loss.backward(np.float32(2.0)).shape == (4,)
 
 
 # ----- numpy and cupy mixed ------------------------------------------------------------------

@@ -261,6 +261,20 @@ def test_gradcheck_catches_a_bias_that_overwrites_instead_of_adding(randn):
         check_module(NoBiasGrad(2, 2, 3, 2, 1), randn(np, 1, 2, 3, 3, seed=21))
 
 
+def test_gradcheck_uses_a_random_upstream_gradient(randn):
+    """With an all-ones upstream gradient BatchNorm's true input gradient is exactly 0, so a
+    backward returning zeros would pass; with a random one it must fail."""
+    tinygan.use("numpy", np.float64)
+
+    class ZeroInputGrad(nn.BatchNorm2d):
+        def backward(self, dout):
+            super().backward(dout)
+            return np.zeros_like(dout)
+
+    with pytest.raises(GradcheckError, match=r"ZeroInputGrad: input worst element"):
+        check_module(ZeroInputGrad(2), randn(np, 3, 2, 2, 2, seed=22))
+
+
 def test_check_module_refuses_float32(randn):
     with pytest.raises(ValueError, match="finite differences need float64"):
         check_module(nn.ReLU(), randn(np, 2, 2, dtype=np.float32))

@@ -38,6 +38,10 @@ class BCEWithLogitsLoss(Module):
         """dL/dlogits for an upstream dL/dloss ``dout`` (1 when the loss is the objective)."""
         if getattr(self, "x", None) is None:
             raise RuntimeError("BCEWithLogitsLoss.backward called before forward: compute the loss first")
+        if getattr(dout, "shape", ()) not in ((), (1,)):
+            raise ValueError(f"BCEWithLogitsLoss.backward: expected a scalar dout (the loss is a scalar), "
+                             f"got shape {tuple(dout.shape)}")
+        dout = dout.item() if hasattr(dout, "item") else float(dout)     # a host scalar, from any backend
         scale = dout / self.x.size if self.reduction == "mean" else dout
         # in the logits' dtype even when the target is wider (a float64 ``ones(N)``), as
         # PyTorch does: a float64 gradient would turn the whole float32 backward into float64
