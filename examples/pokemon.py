@@ -57,6 +57,15 @@ def beta(text):
     return v
 
 
+def color(text):
+    from tinygan.train import parse_color
+    try:
+        parse_color(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def train_parser():
     p = argparse.ArgumentParser(
         prog="pokemon.py", description="Train the DCGAN of Radford et al. (2015) on Pokémon sprites "
@@ -79,7 +88,10 @@ def train_parser():
     p.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N images")
     p.add_argument("--resize", choices=["pad", "stretch", "crop"],
                    help="making images square: pad with the background (default), stretch (d2l), crop")
-    p.add_argument("--background", help="colour behind transparent pixels: white (default), black, or #rrggbb")
+    p.add_argument("--background", type=color, help="colour behind transparent pixels: white (default), black, or #rrggbb")
+    p.add_argument("--no-trim", dest="trim", action="store_false", default=None,
+                   help="keep transparent borders (by default they are cropped away, so small sprites "
+                        "in large frames fill the image)")
     p.add_argument("--seed", type=int, help="random seed for weights, data order and noise (default 0)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
     p.add_argument("--no-progress", action="store_true", help="one log line per epoch instead of a bar")

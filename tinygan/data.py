@@ -107,12 +107,16 @@ def _scale(u):
 # one image: decode -> RGB -> square -> resize
 # ---------------------------------------------------------------------------------------
 
-def load_image(source, image_size=64, resize="pad", background=(255, 255, 255)):
+def load_image(source, image_size=64, resize="pad", background=(255, 255, 255), trim=False):
     """One image file (a path or a binary file object) -> (image_size, image_size, 3) uint8.
+
+    ``trim``: first crop away fully transparent borders (``trim_transparent``).
 
     Raises ImageError with a short reason when the file cannot be decoded.
     """
     image = decode(source)
+    if trim:
+        image = trim_transparent(image)
     image = to_rgb(image, background)
     image = to_square(image, resize, background)
     if image.size != (image_size, image_size):
@@ -143,6 +147,24 @@ def decode(source):
         raise ImageError("cannot identify image file") from None
     except Exception as e:  # OSError, SyntaxError, EOFError, ...: Pillow raises many kinds
         raise ImageError(f"{type(e).__name__}: {e}") from None
+
+
+def trim_transparent(image, margin=1):
+    """Crop to the bounding box of the pixels that are not fully transparent, plus ``margin``.
+
+    Sprite sheets put a small sprite in a large transparent frame (pokesprite's are
+    68×56 with the creature often 30 px tall); trimmed, it fills the square it is padded
+    to, and a 32×32 training image keeps its detail. Images without alpha are unchanged.
+    """
+    if not (image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info):
+        return image
+    box = image.convert("RGBA").getchannel("A").getbbox()
+    if box is None:                     # all transparent: nothing to trim to
+        return image
+    left, top, right, bottom = box
+    w, h = image.size
+    return image.crop((max(left - margin, 0), max(top - margin, 0),
+                       min(right + margin, w), min(bottom + margin, h)))
 
 
 def to_rgb(image, background=(255, 255, 255)):
@@ -248,13 +270,14 @@ def _read_member(archive, name, size):
 # ---------------------------------------------------------------------------------------
 
 def load_images(path=None, image_size=64, resize="pad", background=(255, 255, 255),
-                limit=None, cache_dir=None, verbose=True):
+                limit=None, cache_dir=None, verbose=True, trim=False):
     """Load every image under a folder (recursively) or in a .zip as (N, 3, H, W) float32.
 
     path:       a folder or a .zip; None downloads d2l's Pokémon zip (``ensure_pokemon``)
     image_size: H = W of the result
     resize:     'pad' (default), 'stretch' or 'crop': how a non-square image becomes square
     background: RGB colour behind transparent pixels and in the padding
+    trim:       crop fully transparent borders first (sprites in large frames)
     limit:      keep only the first ``limit`` decodable images (in sorted file order)
     cache_dir:  where the .npz cache goes (default ``$TINYGAN_HOME/cache``); False: no cache
     verbose:    print (stdout) one line: how many images were loaded and skipped
@@ -267,11 +290,11 @@ def load_images(path=None, image_size=64, resize="pad", background=(255, 255, 25
     path = Path(ensure_pokemon(verbose=verbose) if path is None else path).expanduser()
     if path.is_dir():
         result = _load_source(path, _folder_entries(path), None, image_size, resize,
-                              background, limit, cache_dir)
+                              background, limit, cache_dir, trim)
     elif path.is_file():
         with _open_zip(path) as archive:
             result = _load_source(path, _zip_entries(archive), archive, image_size, resize,
-                                  background, limit, cache_dir)
+                                  background, limit, cache_dir, trim)
     else:
         raise DataError(f"{path}: no such folder or file; pass --data with a folder or .zip "
                         f"of images, or leave it out to download the Pokémon set")
@@ -293,7 +316,7 @@ def _check_options(image_size, resize, background, limit):
     return int(image_size), resize, background, None if limit is None else int(limit)
 
 
-def _load_source(path, entries, archive, image_size, resize, background, limit, cache_dir):
+def _load_source(path, entries, archive, image_size, resize, background, limit, cache_dir, trim=False):
     """Decode ``entries`` (or read them from the cache); raise DataError when none decode."""
     kind = "zip" if archive is not None else "folder"
     if not entries:
@@ -301,14 +324,14 @@ def _load_source(path, entries, archive, image_size, resize, background, limit, 
                         f"pass --data with a folder or .zip that holds images")
     cache = None
     if cache_dir is not False:
-        key = cache_key(kind, entries, image_size, resize, background, limit)
+        key = cache_key(kind, entries, image_size, resize, background, limit, trim)
         folder = Path(cache_dir or tinygan_home() / "cache")
         cache = folder / f"{path.stem}-{image_size}px-{key}.npz"
         stored = read_cache(cache)
         if stored is not None:
             return _result(*stored, from_cache=True)
     pixels, files, skipped = _decode_all(path, entries, archive, image_size, resize,
-                                         background, limit)
+                                         background, limit, trim)
     if cache is not None:
         write_cache(cache, pixels, files, skipped)
     return _result(pixels, files, skipped)
@@ -320,7 +343,7 @@ def _result(pixels, files, skipped, from_cache=False):
     return LoadResult(images, list(files), [tuple(s) for s in skipped], from_cache)
 
 
-def _decode_all(path, entries, archive, image_size, resize, background, limit):
+def _decode_all(path, entries, archive, image_size, resize, background, limit, trim=False):
     """Decode entries in order until ``limit`` images are loaded.
 
     Returns (N, H, W, 3) uint8 pixels, N file names, and (name, reason) for each skip.
@@ -333,7 +356,7 @@ def _decode_all(path, entries, archive, image_size, resize, background, limit):
             if size == 0:
                 raise ImageError("empty file")
             source = _read_member(archive, name, size) if archive is not None else path / name
-            pixels.append(load_image(source, image_size, resize, background))
+            pixels.append(load_image(source, image_size, resize, background, trim))
             files.append(name)
         except ImageError as e:
             skipped.append((name, str(e)))
@@ -362,14 +385,14 @@ def _summary(result, path, image_size, seconds):
 # the cache: one .npz per (files, options)
 # ---------------------------------------------------------------------------------------
 
-def cache_key(kind, entries, image_size, resize, background, limit):
+def cache_key(kind, entries, image_size, resize, background, limit, trim=False):
     """A 16-hex-digit hash of everything the result depends on.
 
     entries carry (name, size, mtime) for a folder, (name, size, CRC-32) for a zip, so an
     edited, added or removed file changes the key; so do the options and Pillow's version.
     """
     description = json.dumps([CACHE_VERSION, Image.__version__, kind, entries, image_size,
-                              resize, list(background), limit])
+                              resize, list(background), limit, bool(trim)])
     return hashlib.sha1(description.encode()).hexdigest()[:16]
 
 

@@ -42,7 +42,7 @@ BACKEND_DEFAULTS = {
 }
 # Flags that define the model and the data: fixed for the life of a run (and its resumes).
 RUN_DEFINING = ("recipe", "latent_dim", "features", "image_size", "data", "limit", "resize",
-                "background", "seed", "batch_size", "lr", "beta1", "beta2")
+                "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2")
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Config:
     limit: int = None                # first N images only
     resize: str = "pad"
     background: str = "white"
+    trim: bool = True                # crop transparent borders (sprites in big frames)
     seed: int = 0
     progress: bool = True
     n_samples: int = 64              # images in each sample grid
@@ -139,6 +140,21 @@ class _StopSignal:
             signal.signal(s, h)
 
 
+def parse_color(text):
+    """'white', 'black', '#rrggbb' or 'r,g,b' → (r, g, b); ValueError naming the text otherwise."""
+    from PIL import ImageColor
+    try:
+        if "," in text:
+            rgb = tuple(int(c) for c in text.split(","))
+            if len(rgb) == 3 and all(0 <= c <= 255 for c in rgb):
+                return rgb
+            raise ValueError
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        raise ValueError(f"background colour {text!r} not understood: use a name (white), "
+                         "#rrggbb or r,g,b") from None
+
+
 def _log(msg):
     print(msg, flush=True)
 
@@ -165,9 +181,9 @@ def run(cfg, resume=None):
     check_writable(cfg.out)
 
     # ---- data ---------------------------------------------------------------------------
-    path = cfg.data if cfg.data else data_mod.ensure_pokemon()
-    loaded = data_mod.load_images(path, image_size=cfg.image_size, resize=cfg.resize,
-                                  background=cfg.background, limit=cfg.limit)
+    loaded = data_mod.load_images(cfg.data or None, image_size=cfg.image_size, resize=cfg.resize,
+                                  background=parse_color(cfg.background), limit=cfg.limit,
+                                  trim=cfg.trim)
     images_host = loaded.images
     n = len(images_host)
     if cfg.batch_size > n:
@@ -204,7 +220,8 @@ def run(cfg, resume=None):
 
     with atomic_write(os.path.join(cfg.out, "config.json"), "w") as f:
         json.dump({**asdict(cfg), "images": n, "skipped": len(loaded.skipped)}, f, indent=2)
-    save_grid(images_host[:cfg.n_samples], os.path.join(cfg.out, "real.png"), scale=2)
+    shown = np.random.default_rng(cfg.seed + 2).permutation(n)[:cfg.n_samples]   # a fair sample, not the first files
+    save_grid(images_host[np.sort(shown)], os.path.join(cfg.out, "real.png"), scale=2)
 
     if state.epoch >= cfg.epochs:
         _log(f"nothing to do: the checkpoint already finished {state.epoch} of {cfg.epochs} epochs "
