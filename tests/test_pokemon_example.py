@@ -1,0 +1,199 @@
+"""examples/pokemon.py end to end: outputs, resume, sampling, flags, interruption, divergence."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "pokemon.py"
+SPRITES = ROOT.parent / "shared" / "data" / "pokesprite-gen8"
+
+sys.path.insert(0, str(ROOT / "examples"))
+import pokemon  # noqa: E402
+
+
+@pytest.fixture
+def sprite_folder(tmp_path):
+    """A handful of sprites: the real ones when present, else made-up RGBA sprites."""
+    folder = tmp_path / "sprites"
+    folder.mkdir()
+    if SPRITES.is_dir():
+        for f in sorted(SPRITES.glob("*.png"))[:12]:
+            (folder / f.name).write_bytes(f.read_bytes())
+    else:
+        rng = np.random.default_rng(0)
+        for i in range(12):
+            a = np.zeros((56, 68, 4), np.uint8)
+            a[10:46, 20:50, :3] = rng.integers(0, 255, 3)
+            a[10:46, 20:50, 3] = 255
+            Image.fromarray(a, "RGBA").save(folder / f"s{i:02d}.png")
+    return folder
+
+
+def run_example(args, tmp_path, check=True, **kw):
+    env = {**os.environ, "TINYGAN_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True,
+                          env=env, timeout=300, **kw)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+TINY = ["--image-size", "16", "--features", "4", "--latent-dim", "8", "--batch-size", "4", "--no-progress"]
+
+
+def test_two_epochs_write_every_output(sprite_folder, tmp_path):
+    out = tmp_path / "run"
+    proc = run_example(["--data", str(sprite_folder), "--epochs", "2", "--out", str(out), *TINY], tmp_path)
+    names = {p.name for p in out.iterdir()}
+    for name in ["real.png", "samples_epoch_001.png", "samples_epoch_002.png", "losses.png",
+                 "log.jsonl", "config.json", "checkpoint.npz"]:
+        assert name in names, f"{name} missing from {sorted(names)}"
+    assert not [n for n in names if n.endswith(".tmp")]
+    # the log: one line per epoch with every field, finite numbers
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        assert set(r) == {"epoch", "loss_D", "loss_G", "D(x)", "D(G(z))", "examples_per_sec", "seconds"}
+        assert all(np.isfinite(v) for v in r.values())
+        assert 0 < r["D(x)"] < 1 and 0 < r["D(G(z))"] < 1
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["image_size"] == 16 and cfg["epochs"] == 2 and cfg["images"] == 12
+    # pictures: 12 real images → 3 rows of 4 16-px tiles at scale 2; 64 samples → 8×8
+    assert Image.open(out / "real.png").size == (2 * (4 * 18 + 2), 2 * (3 * 18 + 2))
+    assert Image.open(out / "samples_epoch_002.png").size == (2 * (8 * 18 + 2),) * 2
+    assert Image.open(out / "losses.png").size[0] > 300
+    # the samples change between epochs (G is training), from the same fixed noise
+    a = np.asarray(Image.open(out / "samples_epoch_001.png"))
+    b = np.asarray(Image.open(out / "samples_epoch_002.png"))
+    assert not np.array_equal(a, b)
+    # the deck's trace line closes the run
+    assert "examples/sec" in proc.stdout.splitlines()[-2] and proc.stdout.splitlines()[-2].startswith("loss_D ")
+    # the checkpoint holds G, D (with running stats), both Adam states, RNG state and epoch
+    with np.load(out / "checkpoint.npz") as ck:
+        keys = set(ck.files)
+        meta = json.loads(str(ck["meta"]))
+    assert {"G/main.1.running_mean", "D/main.3.running_var", "opt_G/exp_avg.0", "opt_D/exp_avg_sq.0",
+            "extra/fixed_noise"} <= keys
+    assert meta["epoch"] == 2 and meta["step"] == 6 and "rng_state" in meta
+
+
+def _weights(path):
+    with np.load(path) as ck:
+        return {k: ck[k] for k in ck.files if k != "meta"}
+
+
+def test_resume_is_bit_identical(sprite_folder, tmp_path):
+    common = ["--data", str(sprite_folder), *TINY]
+    run_example([*common, "--epochs", "2", "--out", str(tmp_path / "straight")], tmp_path)
+    run_example([*common, "--epochs", "1", "--out", str(tmp_path / "split")], tmp_path)
+    run_example(["--resume", str(tmp_path / "split" / "checkpoint.npz"), "--epochs", "2", "--no-progress"], tmp_path)
+    a, b = _weights(tmp_path / "straight" / "checkpoint.npz"), _weights(tmp_path / "split" / "checkpoint.npz")
+    assert a.keys() == b.keys()
+    different = [k for k in a if not np.array_equal(a[k], b[k])]
+    assert not different, different
+
+
+def test_resume_refuses_a_different_architecture(sprite_folder, tmp_path):
+    run_example(["--data", str(sprite_folder), "--epochs", "1", "--out", str(tmp_path / "r"), *TINY], tmp_path)
+    proc = run_example(["--resume", str(tmp_path / "r" / "checkpoint.npz"), "--image-size", "32"], tmp_path, check=False)
+    assert proc.returncode == 2 and "--image-size 32 (checkpoint: 16)" in proc.stderr
+
+
+def test_sample_command_both_batchnorm_modes(sprite_folder, tmp_path):
+    run_example(["--data", str(sprite_folder), "--epochs", "1", "--out", str(tmp_path / "r"), *TINY], tmp_path)
+    ck = str(tmp_path / "r" / "checkpoint.npz")
+    grids = {}
+    for bn in ("batch", "running"):
+        out = tmp_path / f"grid_{bn}.png"
+        proc = run_example(["sample", "--checkpoint", ck, "--n", "9", "--out", str(out), "--bn", bn], tmp_path)
+        assert f"BatchNorm: {bn}" in proc.stdout
+        grids[bn] = np.asarray(Image.open(out))
+        assert grids[bn].shape == (2 * (3 * 18 + 2), 2 * (3 * 18 + 2), 3)
+    assert not np.array_equal(grids["batch"], grids["running"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "--epochs: must be a positive integer"),
+    (["--batch-size", "-3"], "--batch-size: must be a positive integer"),
+    (["--lr", "0"], "--lr: must be a positive number"),
+    (["--image-size", "48"], "--image-size: must be a power of two"),
+    (["--image-size", "8"], "--image-size: must be a power of two"),
+    (["--backend", "jax"], "invalid choice: 'jax'"),
+    (["--resume", "no/such/file.npz"], "--resume: checkpoint no/such/file.npz does not exist"),
+    (["--background", "notacolour"], "background colour 'notacolour' not understood"),
+])
+def test_bad_flags_exit_2_before_any_work(flags, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        pokemon.main(flags + ["--out", str(tmp_path / "never")])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+def test_help_explains_defaults_and_sampling(capsys):
+    with pytest.raises(SystemExit) as e:
+        pokemon.main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "--backend" in text and "sample --checkpoint" in text and "64x64, batch 256, 20 epochs" in text
+
+
+def test_sigterm_writes_checkpoint_and_resume_finishes(sprite_folder, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "TINYGAN_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(EXAMPLE), "--data", str(sprite_folder), "--epochs", "500",
+                             "--out", str(out), *TINY], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    deadline = time.time() + 120
+    while not (out / "log.jsonl").exists() and time.time() < deadline:   # let it finish an epoch
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    assert "--resume" in stderr and str(out / "checkpoint.npz") in stderr
+    with np.load(out / "checkpoint.npz") as ck:
+        meta = json.loads(str(ck["meta"]))
+    assert meta["step"] >= 3
+    resumed = run_example(["--resume", str(out / "checkpoint.npz"), "--epochs", str(meta["epoch"] + 1)], tmp_path)
+    assert "resumed" in resumed.stdout
+    with np.load(out / "checkpoint.npz") as ck:
+        assert json.loads(str(ck["meta"]))["epoch"] == meta["epoch"] + 1
+
+
+def test_divergence_stops_with_the_step_and_keeps_last_checkpoint(sprite_folder, tmp_path, monkeypatch):
+    """A NaN loss stops the run naming the step; the last good checkpoint survives."""
+    from tinygan import train as train_mod
+
+    out = tmp_path / "run"
+    cfg = train_mod.Config(data=str(sprite_folder), out=str(out), epochs=3, image_size=16, features=4,
+                           latent_dim=8, batch_size=4, progress=False)
+    real_step = train_mod.train_step
+    calls = {"n": 0}
+
+    def poisoned(*args, **kw):
+        calls["n"] += 1
+        loss_D, loss_G = real_step(*args, **kw)
+        return (loss_D * np.nan, loss_G) if calls["n"] == 2 + 3 + 2 else (loss_D, loss_G)  # 2 timing + epoch 1 + 2
+
+    monkeypatch.setattr(train_mod, "train_step", poisoned)
+    with pytest.raises(train_mod.TrainingDiverged, match="diverged at step 5 \\(epoch 2\\)"):
+        train_mod.run(cfg)
+    with np.load(out / "checkpoint.npz") as ck:
+        assert json.loads(str(ck["meta"]))["epoch"] == 1
+    assert (out / "diverged_step_5.png").exists()
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not SPRITES.is_dir(), reason=f"real sprites not found at {SPRITES}")
+def test_real_sprites_short_run(tmp_path):
+    out = tmp_path / "run"
+    run_example(["--data", str(SPRITES), "--limit", "32", "--epochs", "1", "--out", str(out), *TINY], tmp_path)
+    assert json.loads((out / "config.json").read_text())["images"] == 32
