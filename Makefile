@@ -28,7 +28,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) examples/pokemon.py --backend numpy --preset cpu $(if $(DATA),--data $(DATA)) --out $(OUT) $(DEMO_ARGS)
+	$(PY) examples/pokemon.py --backend numpy $(if $(DATA),--data $(DATA)) --out $(OUT) $(DEMO_ARGS)
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
