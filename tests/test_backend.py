@@ -176,9 +176,13 @@ def test_asarray_uses_default_dtype_or_like():
     assert backend.asarray([1], like=np.zeros(1)).dtype == np.float64
 
 
+# These two run in file order: the first switches the dtype, the second sees it undone by
+# conftest's autouse fixture.
 def test_backend_state_is_reset_between_tests_part1():
-    tinygan.use("numpy", np.float64)          # the autouse fixture must undo this
+    tinygan.use("numpy", np.float64)
+    assert backend.default_dtype() == np.float64 and nn.Conv2d(1, 1, 1).weight.data.dtype == np.float64
 
 
 def test_backend_state_is_reset_between_tests_part2():
     assert backend.backend_name() == "numpy" and backend.default_dtype() == np.float32
+    assert nn.Conv2d(1, 1, 1).weight.data.dtype == np.float32

@@ -14,7 +14,7 @@ import tinygan
 from tinygan import nn, to_numpy
 from tinygan.gradcheck import GradcheckError, check_directional, check_module
 
-HYPO = settings(max_examples=15, deadline=None, derandomize=True, database=None,
+HYPO = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -145,6 +145,14 @@ def test_load_state_dict_errors():
     with pytest.raises(ValueError, match=r"Adam.load_state_dict: unexpected keys \['exp_avg.1', 'exp_avg_sq.1'\]"):
         other.load_state_dict(state)
     assert other.step_count == 0
+    # an SGD state is not an Adam state
+    sgd_state = SGD(_params(np), lr=0.1, momentum=0.9).state_dict()
+    with pytest.raises(ValueError, match=r"Adam.load_state_dict: missing keys \['beta1', 'beta2', 'eps', "
+                                         r"'exp_avg.0'"):
+        opt.load_state_dict(sgd_state)
+    no_step = {k: v for k, v in state.items() if k != "step_count"}
+    with pytest.raises(ValueError, match=r"missing keys \['step_count'\]"):
+        opt.load_state_dict(no_step)
     bad = dict(other.state_dict())
     bad["exp_avg.0"] = np.zeros((2, 2))
     with pytest.raises(ValueError, match=r"exp_avg.0 has shape \(2, 2\), parameter has \(3, 2, 2, 2\)"):

@@ -32,7 +32,7 @@ class Optimizer:
         """Restore ``state_dict()``'s output; checks every key and shape before changing anything."""
         name = type(self).__name__
         expected = [f"{slot}.{i}" for slot in self._slots for i in range(len(self.params))]
-        missing = [k for k in expected if k not in state]
+        missing = [k for k in ["lr", *self._scalars, *expected] if k not in state]
         unexpected = [k for k in state if "." in k and k not in expected]
         for what, keys in (("missing", missing), ("unexpected", unexpected)):
             if keys:
