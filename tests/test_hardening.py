@@ -1,0 +1,227 @@
+"""Failures that must never lose work or end in a traceback: checkpoints, disks, batches, layer shapes."""
+import errno
+import json
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tinygan import backend, checkpoint, io
+from tinygan import train as train_mod
+from tinygan.dcgan import build
+from tinygan.nn import (BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh,
+                        conv_out_size, deconv_out_size)
+from tinygan.optim import Adam
+
+
+def _saved(tmp_path, image_size=16, name="ck.npz"):
+    G, D = build(latent_dim=8, features=4, image_size=image_size, seed=0)
+    path = tmp_path / name
+    checkpoint.save(path, G, D, Adam(G.parameters()), Adam(D.parameters()), meta={"epoch": 1})
+    return path, G, D
+
+
+# ---- checkpoints ----------------------------------------------------------------------
+
+def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    path, G, D = _saved(tmp_path)
+    before = path.read_bytes()
+
+    def dies_half_way(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(np, "savez", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, G, D, meta={"epoch": 2})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]          # no temp file left behind
+    monkeypatch.undo()
+    assert checkpoint.load(path)["meta"]["epoch"] == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign", "empty"])
+def test_damaged_or_foreign_checkpoints_are_clear_errors(tmp_path, damage):
+    path, _, _ = _saved(tmp_path)
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"this is not a checkpoint at all" * 10)
+    elif damage == "foreign":
+        np.savez(path, weights=np.zeros(3))
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match=str(path).replace(".", r"\.")):
+        checkpoint.load(path)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "nope.npz")
+
+
+def test_other_architecture_is_refused_with_the_mismatching_keys(tmp_path):
+    path, _, _ = _saved(tmp_path, image_size=16)
+    G32, D32 = build(latent_dim=8, features=4, image_size=32, seed=0)
+    before = [p.data.copy() for p in G32.parameters()]
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        checkpoint.restore(checkpoint.load(path), G32, D32, path=str(path))
+    msg = str(e.value)
+    assert str(path) in msg and "--image-size" in msg
+    assert re.search(r"missing keys: [^|]*main\.9\.weight", msg)       # the 32×32 G has one block more
+    assert "main.6.weight: checkpoint (4, 3, 4, 4) vs model (8, 4, 4, 4)" in msg
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, G32.parameters()))   # nothing half-loaded
+
+
+def test_other_latent_size_lists_the_mismatching_shape(tmp_path):
+    path, _, _ = _saved(tmp_path)
+    G, D = build(latent_dim=16, features=4, image_size=16, seed=0)
+    with pytest.raises(checkpoint.CheckpointError, match=r"main\.0\.weight: checkpoint \(8, 8, 4, 4\) vs model \(16, 8, 4, 4\)"):
+        checkpoint.restore(checkpoint.load(path), G, D)
+
+
+def test_checkpoint_arrays_are_host_arrays_that_load_back_exactly(tmp_path):
+    path, G, D = _saved(tmp_path)
+    state = checkpoint.load(path)
+    assert all(type(v) is np.ndarray for v in state["G"].values())
+    G2, D2 = build(latent_dim=8, features=4, image_size=16, seed=99)
+    checkpoint.restore(state, G2, D2)
+    for a, b in zip(G.state_dict().values(), G2.state_dict().values()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+def test_checkpoint_written_with_cupy_loads_with_numpy_and_back(tmp_path):
+    if not backend.cupy_available():
+        pytest.skip("CuPy/GPU not available: run on a GPU machine with `pytest -m gpu`")
+    import cupy
+    G, D = build(latent_dim=8, features=4, image_size=16, seed=0)
+    G.to("cupy"), D.to("cupy")
+    checkpoint.save(tmp_path / "gpu.npz", G, D)
+    G_cpu, D_cpu = build(latent_dim=8, features=4, image_size=16, seed=1)
+    checkpoint.restore(checkpoint.load(tmp_path / "gpu.npz"), G_cpu, D_cpu)
+    for a, b in zip(G.state_dict().values(), G_cpu.state_dict().values()):
+        np.testing.assert_array_equal(cupy.asnumpy(a), b)
+    G_back, D_back = build(latent_dim=8, features=4, image_size=16, seed=2)
+    G_back.to("cupy"), D_back.to("cupy")
+    checkpoint.save(tmp_path / "cpu.npz", G_cpu, D_cpu)
+    checkpoint.restore(checkpoint.load(tmp_path / "cpu.npz"), G_back, D_back)
+    assert all(isinstance(v, cupy.ndarray) for v in G_back.state_dict().values())
+
+
+# ---- the training run -----------------------------------------------------------------
+
+@pytest.fixture
+def five_images(tmp_path):
+    from PIL import Image
+    folder = tmp_path / "five"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _cfg(tmp_path, folder, **kw):
+    base = dict(data=str(folder), out=str(tmp_path / "run"), epochs=1, image_size=16, features=4,
+                latent_dim=8, batch_size=4, progress=False)
+    return train_mod.Config(**{**base, **kw})
+
+
+def test_batch_larger_than_the_dataset_is_clamped_with_a_warning(tmp_path, five_images, capsys):
+    summary = train_mod.run(_cfg(tmp_path, five_images, batch_size=64))
+    out = capsys.readouterr().out
+    assert "--batch-size 64 is larger than the dataset (5 images); using 5" in out
+    assert summary["steps"] == 1 and np.isfinite(summary["loss_D"])
+
+
+def test_a_final_batch_of_one_image_trains(tmp_path, five_images):
+    summary = train_mod.run(_cfg(tmp_path, five_images, batch_size=4, epochs=2))   # batches of 4 and 1
+    assert summary["steps"] == 4 and np.isfinite(summary["loss_G"])
+
+
+def test_unwritable_output_is_reported_before_training(tmp_path, five_images, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(train_mod, "train_step", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(OSError, match="not writable.*--out"):
+        train_mod.run(_cfg(tmp_path, five_images, out=str(blocker / "run")))
+
+
+def test_disk_full_at_a_save_stops_and_keeps_the_previous_checkpoint(tmp_path, five_images, monkeypatch):
+    cfg = _cfg(tmp_path, five_images, epochs=1)
+    train_mod.run(cfg)
+    ck = tmp_path / "run" / "checkpoint.npz"
+    good = ck.read_bytes()
+    real_atomic_write = io.atomic_write
+
+    def full_disk(path, mode="wb"):
+        if str(path).endswith("checkpoint.npz"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_atomic_write(path, mode)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", full_disk)
+    with pytest.raises(OSError, match="No space left on device.*last checkpoint that was written whole"):
+        train_mod.run(_cfg(tmp_path, five_images, epochs=2), resume=str(ck))
+    assert ck.read_bytes() == good
+    assert checkpoint.load(ck)["meta"]["epoch"] == 1
+
+
+def test_log_is_rewritten_whole_from_the_checkpoint_on_resume(tmp_path, five_images):
+    train_mod.run(_cfg(tmp_path, five_images, epochs=1))
+    ck = str(tmp_path / "run" / "checkpoint.npz")
+    train_mod.run(_cfg(tmp_path, five_images, epochs=2), resume=ck)
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+
+
+# ---- layers: random valid shapes work, invalid ones raise the layer's clear error -------------
+
+def _layer_and_input(kind, n, c, h, w, k, s, p, rng):
+    if kind == "conv":
+        return Conv2d(c, 3, k, s, p), conv_out_size(h, k, s, p), conv_out_size(w, k, s, p), 3
+    if kind == "deconv":
+        return ConvTranspose2d(c, 3, k, s, p), deconv_out_size(h, k, s, p), deconv_out_size(w, k, s, p), 3
+    layer = {"bn": BatchNorm2d(c), "relu": ReLU(), "lrelu": LeakyReLU(0.2), "tanh": Tanh(),
+             "sigmoid": Sigmoid()}[kind]
+    return layer, h, w, c
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["conv", "deconv", "bn", "relu", "lrelu", "tanh", "sigmoid"]),
+       n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9),
+       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2))
+def test_valid_shapes_give_finite_outputs_of_the_right_shape(kind, n, c, h, w, k, s, p):
+    rng = np.random.default_rng(0)
+    layer, oh, ow, oc = _layer_and_input(kind, n, c, h, w, k, s, p, rng)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32) * 3
+    if oh < 1 or ow < 1 or (kind == "bn" and n * h * w < 2):
+        with pytest.raises(ValueError, match=type(layer).__name__):
+            layer(x)
+        return
+    y = layer(x)
+    assert y.shape == (n, oc, oh, ow) and y.dtype == np.float32 and np.isfinite(y).all()
+    dx = layer.backward(rng.standard_normal(y.shape).astype(np.float32))
+    assert dx.shape == x.shape and dx.dtype == np.float32 and np.isfinite(dx).all()
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(kind=st.sampled_from(["conv", "deconv", "bn"]), rank=st.sampled_from([2, 3, 5]),
+       wrong_c=st.integers(1, 6))
+def test_invalid_shapes_raise_the_layers_clear_error(kind, rank, wrong_c):
+    layer = {"conv": Conv2d(3, 2, 3), "deconv": ConvTranspose2d(3, 2, 3), "bn": BatchNorm2d(3)}[kind]
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=rf"{name}: expected input of shape \(N, 3, H, W\), got shape"):
+        layer(np.zeros((2,) * rank, np.float32))
+    if wrong_c != 3:
+        with pytest.raises(ValueError, match=rf"{name}: expected 3 input channels .* got shape \(2, {wrong_c}, 5, 5\)"):
+            layer(np.zeros((2, wrong_c, 5, 5), np.float32))
+
+
+def test_sequential_reports_the_failing_layer():
+    net = Sequential(Conv2d(3, 4, 3), ReLU(), Conv2d(5, 2, 3))
+    with pytest.raises(ValueError, match=r"Conv2d: expected 5 input channels"):
+        net(np.zeros((1, 3, 8, 8), np.float32))
