@@ -8,7 +8,8 @@
                              pictures of different epochs are comparable
     losses.png               loss_D and loss_G over steps
     log.jsonl                one JSON line per epoch: epoch, loss_D, loss_G, D(x), D(G(z)),
-                             examples/sec, seconds
+                             examples/sec, seconds (rewritten whole from the checkpoint's
+                             records, so a resumed run never repeats or loses a line)
     checkpoint.npz           everything needed to continue exactly (see ``checkpoint.py``),
                              written atomically after every epoch and on Ctrl-C / SIGTERM
 
@@ -95,6 +96,7 @@ class RunState:
     d_real: list = field(default_factory=list)
     d_fake: list = field(default_factory=list)
     seconds: float = 0.0             # training time so far
+    records: list = field(default_factory=list)    # the per-epoch log lines
     warned_d_wins: bool = False
 
 
@@ -214,7 +216,8 @@ def run(cfg, resume=None):
         state = RunState(epoch=m["epoch"], batch=m["batch"], step=m["step"], perm=saved["extra"].get("perm"),
                          loss_D=list(saved["extra"]["loss_D"]), loss_G=list(saved["extra"]["loss_G"]),
                          d_real=list(saved["extra"]["d_real"]), d_fake=list(saved["extra"]["d_fake"]),
-                         seconds=m["seconds"], warned_d_wins=m.get("warned_d_wins", False))
+                         seconds=m["seconds"], warned_d_wins=m.get("warned_d_wins", False),
+                         records=m.get("records", []))
         _log(f"resumed {resume}: epoch {state.epoch + 1}, batch {state.batch}, step {state.step}")
     fixed_noise_dev = xp.asarray(fixed_noise)
 
@@ -236,7 +239,7 @@ def run(cfg, resume=None):
     def save_checkpoint():
         meta = {"config": asdict(cfg), "epoch": state.epoch, "batch": state.batch, "step": state.step,
                 "rng_state": rng.bit_generator.state, "seconds": state.seconds,
-                "warned_d_wins": state.warned_d_wins,
+                "warned_d_wins": state.warned_d_wins, "records": state.records,
                 "arch": {"latent_dim": cfg.latent_dim, "features": cfg.features,
                          "image_size": cfg.image_size, "recipe": cfg.recipe}}
         extra = {"fixed_noise": fixed_noise, "loss_D": np.array(state.loss_D), "loss_G": np.array(state.loss_G),
@@ -295,15 +298,21 @@ def run(cfg, resume=None):
                       "D(G(z))": float(np.mean(state.d_fake[ep])), "examples_per_sec": examples / seconds,
                       "seconds": seconds}
             _warn_if_d_wins(state, ep, record)
-            with open(os.path.join(cfg.out, "log.jsonl"), "a") as f:
-                f.write(json.dumps(record) + "\n")
-            save_grid(sample(G, fixed_noise_dev), os.path.join(cfg.out, f"samples_epoch_{state.epoch + 1:03d}.png"),
-                      scale=2)
-            save_loss_plot(state.loss_D, state.loss_G, os.path.join(cfg.out, "losses.png"), n_batches)
+            state.records.append(record)
             state.epoch += 1
             state.batch = 0
             state.perm = None
-            save_checkpoint()
+            try:
+                save_checkpoint()
+                with atomic_write(os.path.join(cfg.out, "log.jsonl"), "w") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in state.records)
+                save_grid(sample(G, fixed_noise_dev),
+                          os.path.join(cfg.out, f"samples_epoch_{record['epoch']:03d}.png"), scale=2)
+                save_loss_plot(state.loss_D, state.loss_G, os.path.join(cfg.out, "losses.png"), n_batches)
+            except OSError as e:
+                raise OSError(f"could not write to {cfg.out} after epoch {record['epoch']} ({e}); "
+                              f"the last checkpoint that was written whole is {ckpt_path}. Free some space "
+                              f"or pass another --out, then --resume") from None
             if not cfg.progress:
                 _log(f"epoch {record['epoch']}: loss_D {record['loss_D']:.3f}, loss_G {record['loss_G']:.3f}, "
                      f"D(x) {record['D(x)']:.2f}, D(G(z)) {record['D(G(z))']:.2f}, "
