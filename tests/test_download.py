@@ -87,7 +87,7 @@ def test_right_checksum_gives_a_verified_file(server, home, capsys):
     assert path.read_bytes() == BODY and sha1_of(path) == SHA1
     assert files_in(home) == ["pokemon.zip"]                  # no temporary file left
     bar = capsys.readouterr().err
-    assert f"pokemon.zip [{'#' * 30}] {len(BODY)} B/{len(BODY)} B " in bar and "B/s" in bar
+    assert f"pokemon.zip [{'#' * 24}] {len(BODY)} B/{len(BODY)} B " in bar and "B/s" in bar
 
 
 def test_wrong_checksum_leaves_nothing(server, home):
@@ -171,6 +171,6 @@ def test_load_images_without_a_path_downloads_then_loads(server, home, monkeypat
 
 
 def test_sizes_for_people():
-    from tinygan.download import _size
+    from tinygan.progress import format_bytes as _size
     assert [_size(n) for n in (0, 553, 12_300, 40_100_000, 2.5e9)] == \
         ["0 B", "553 B", "12.3 kB", "40.1 MB", "2.5 GB"]

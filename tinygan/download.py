@@ -17,10 +17,11 @@ import http.client
 import os
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from .progress import Progress, format_bytes
 
 POKEMON_URL = "http://d2l-data.s3-accelerate.amazonaws.com/pokemon.zip"
 POKEMON_SHA1 = "c065c0e2593b8b161a2d7873e42418bf6a21106c"
@@ -103,18 +104,16 @@ def _fetch(url, out, verbose, timeout):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
         total = int(total) if total is not None else None
-        bar = ProgressBar(total, url.rsplit("/", 1)[-1]) if verbose else None
+        bar = Progress(total, desc=url.rsplit("/", 1)[-1], unit="", fmt=format_bytes, enabled=verbose)
         done = 0
         try:
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
-                if bar:
-                    bar.update(done)
+                bar.update(len(chunk))
         finally:
-            if bar:
-                bar.close(done)
+            bar.close()
     if total is not None and done != total:
         raise http.client.IncompleteRead(b"", total - done)
     return digest.hexdigest()
@@ -129,39 +128,3 @@ def _reason(e):
     if isinstance(e, urllib.error.URLError):
         return str(e.reason)
     return f"{type(e).__name__}: {e}"
-
-
-def _size(n):
-    """Bytes for people: '812 B', '12.3 kB', '40.1 MB'."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n:.0f} B"
-
-
-class ProgressBar:
-    """A one-line text bar on stderr: ``pokemon.zip [#####.....] 12.1/40.3 MB 3.2 MB/s``."""
-
-    def __init__(self, total, name, width=30, every=0.1):
-        self.total, self.name, self.width, self.every = total, name, width, every
-        self.start = self.last = time.monotonic()
-
-    def update(self, done, force=False):
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        if self.total:
-            filled = int(self.width * min(done / self.total, 1.0))
-            bar = "#" * filled + "." * (self.width - filled)
-            text = f"[{bar}] {_size(done)}/{_size(self.total)}"
-        else:
-            text = _size(done)
-        sys.stderr.write(f"\r{self.name} {text} {_size(rate)}/s ")
-        sys.stderr.flush()
-
-    def close(self, done):
-        self.update(done, force=True)
-        sys.stderr.write("\n")
-        sys.stderr.flush()

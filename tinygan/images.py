@@ -7,15 +7,8 @@ import math
 
 import numpy as np
 
-from .backend import to_numpy
+from .data import to_uint8
 from .io import atomic_write
-
-
-def to_uint8(images):
-    """(N, 3, H, W) in [-1, 1] → (N, H, W, 3) uint8 in [0, 255]."""
-    x = to_numpy(images).astype(np.float32)
-    x = np.clip((x + 1.0) * 127.5 + 0.5, 0, 255)
-    return x.astype(np.uint8).transpose(0, 2, 3, 1)
 
 
 def make_grid(images, nrow=None, padding=2, pad_value=255):
