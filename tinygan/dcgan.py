@@ -56,8 +56,13 @@ class Generator(Module):
             z = z.reshape(z.shape[0], z.shape[1], 1, 1)
         return self.main(z)
 
-    def backward(self, dout):
-        return self.main.backward(dout)
+    def backward(self, dout, input_grad=False):
+        """Add dL/dθ into every parameter's .grad; return dL/dz only if ``input_grad``.
+
+        z is sampled noise, so by default its gradient (the first layer's second matrix
+        product) is skipped and None is returned; see ``Module.needs_input_grad``.
+        """
+        return _backward_first_layer_switch(self.main, dout, input_grad)
 
 
 class Discriminator(Module):
@@ -80,8 +85,23 @@ class Discriminator(Module):
         logits = self.main(x)                            # (N, 1, 1, 1)
         return logits.reshape(logits.shape[0])
 
-    def backward(self, dout):
-        return self.main.backward(dout.reshape(dout.shape[0], 1, 1, 1))
+    def backward(self, dout, input_grad=True):
+        """dout (N,) -> dL/dx (N, 3, H, W), adding dL/dθ into every parameter's .grad.
+
+        ``input_grad=False`` — D's own update, where the images need no gradient — skips
+        the first conv's input gradient (a matrix product and a col2im) and returns None.
+        """
+        return _backward_first_layer_switch(self.main, dout.reshape(dout.shape[0], 1, 1, 1), input_grad)
+
+
+def _backward_first_layer_switch(main, dout, input_grad):
+    """``main.backward(dout)`` with main[0].needs_input_grad = ``input_grad`` for this call only."""
+    first = main[0]
+    first.needs_input_grad = input_grad
+    try:
+        return main.backward(dout)
+    finally:
+        first.needs_input_grad = True
 
 
 RECIPES = {
@@ -129,11 +149,11 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None):
     opt_D.zero_grad()
     logits_real = D(real)
     loss_real = loss_fn(logits_real, ones)
-    D.backward(loss_fn.backward(0.5))                    # d loss_D / d loss_real = ½
+    D.backward(loss_fn.backward(0.5), input_grad=False)  # d loss_D / d loss_real = ½; no dL/d(image)
     fake = G(z)
     logits_fake = D(fake)
     loss_fake = loss_fn(logits_fake, zeros)
-    D.backward(loss_fn.backward(0.5))
+    D.backward(loss_fn.backward(0.5), input_grad=False)
     opt_D.step()
     loss_D = (loss_real + loss_fake) / 2
 
@@ -142,7 +162,7 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None):
     D.requires_grad_(False)
     try:
         loss_G = loss_fn(D(fake), ones)
-        G.backward(D.backward(loss_fn.backward()))
+        G.backward(D.backward(loss_fn.backward()))      # D gives dL/d(fake); G needs no dL/dz
     finally:
         D.requires_grad_(True)
     opt_G.step()

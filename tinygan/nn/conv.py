@@ -3,40 +3,56 @@
 Notation (as in ``im2col.py``): N batch, C input channels, O output channels, K kernel,
 s stride, p padding; (H, W) input size, (OH, OW) output size.
 
-The two layers mirror each other. With W2 = weight reshaped to a matrix:
+Inside these layers an activation is a matrix with one row per channel and one column
+per pixel of every image, X (C, H·W·N) — the batch-innermost layout of ``im2col.py`` —
+and colsᵀ(x) = ``im2col_chwn`` of the padded input is (C·K·K, OH·OW·N). The two layers
+mirror each other. With W2 the weight reshaped to a matrix:
 
-    Conv2d            forward   y  = im2col(x) @ W2ᵀ                     W2: (O, C·K·K)
-                      backward  dx = col2im(dy2 @ W2),  dW2 = dy2ᵀ @ im2col(x)
-    ConvTranspose2d   forward   y  = col2im(x2 @ W2)                      W2: (C, O·K·K)
-                      backward  dx2 = im2col(dy) @ W2ᵀ, dW2 = x2ᵀ @ im2col(dy)
+    Conv2d            forward   Y   = W2 · colsᵀ(x)                     W2: (O, C·K·K)
+                      backward  dW2 = dY · colsᵀ(x)ᵀ,   dx = col2im(W2ᵀ · dY)
+    ConvTranspose2d   forward   y   = col2im(W2ᵀ · X)                   W2: (C, O·K·K)
+                      backward  dW2 = X · colsᵀ(dy)ᵀ,   dX = W2 · colsᵀ(dy)
 
-where dy2 / x2 are (N, ·, h, w) arrays laid out as (N·h·w, channels) matrices. A
-transposed convolution's forward pass is exactly a convolution's input gradient, and
-its backward is a convolution: that is the whole trick, and why the weight of
-ConvTranspose2d is stored (in, out, K, K) as PyTorch stores it.
+one matrix product for each result, on contiguous operands (a transposed operand costs
+nothing: BLAS reads it in place). A transposed convolution's forward pass is exactly a
+convolution's input gradient, and its backward is a convolution: that is the whole
+trick, and why the weight of ConvTranspose2d is stored (in, out, K, K) as PyTorch does.
 
-Cache: ``self.cols`` (Conv2d: im2col of the input) or ``self.x2`` and ``self.x_shape``
-(ConvTranspose2d: the input as a matrix).
+``needs_input_grad = False`` (see ``Module``) skips dx — the second product and col2im
+for Conv2d, the second product for ConvTranspose2d — and backward returns None: for a
+network's first layer, whose input (images, noise) needs no gradient.
+
+Layout. Inputs and outputs have shape (N, C, H, W); outputs and input gradients are
+returned stored batch-innermost (``chwn_to_nchw`` views), which is what makes ``as_chwn``
+free for the next layer — see ``im2col.py``.
+
+Memory. The cache is ``self.x_shape`` and, for Conv2d, ``self.cols``, overwritten in place
+by the next forward of the same shape; for ConvTranspose2d, ``self.x_t``, the input itself
+seen as a matrix (as PyTorch's autograd saves it: do not write into an input before its
+backward). The temporaries — padded input, column matrix, col2im canvas — come from
+``workspace.scratch``, reused from call to call.
 """
 import math
 
 import numpy as np
 
 from .. import backend
-from .im2col import col2im, conv_out_size, deconv_out_size, im2col
+from .im2col import (as_chwn, chwn_to_nchw, col2im_chwn, conv_out_size, deconv_out_size, im2col_chwn,
+                     nchw_to_chwn)
 from .module import Module, Parameter, check_cache, check_input
+from .workspace import scratch
 
 
-def _nchw_to_rows(a):
-    """(N, C, H, W) -> (N·H·W, C): one row per pixel, channels along the row."""
-    N, C, H, W = a.shape
-    return a.transpose(0, 2, 3, 1).reshape(N * H * W, C)
+def _reuse(old, shape, dtype, xp):
+    """``old`` reshaped to ``shape`` if it can hold it (same size, dtype, backend), else a new empty array.
 
-
-def _rows_to_nchw(rows, N, H, W):
-    """(N·H·W, C) -> (N, C, H, W), contiguous."""
-    xp = backend.get_array_module(rows)
-    return xp.ascontiguousarray(rows.reshape(N, H, W, -1).transpose(0, 3, 1, 2))
+    A layer's cache is dead once the next forward starts, so that forward may write its own
+    cache into the same memory — the plain version is always ``xp.empty(shape, dtype)``.
+    """
+    if (old is not None and old.size == math.prod(shape) and old.dtype == dtype and old.flags.c_contiguous
+            and backend.get_array_module(old) is xp):
+        return old.reshape(shape)
+    return xp.empty(shape, dtype)
 
 
 def _init_uniform(shape, fan_in):
@@ -66,10 +82,11 @@ class Conv2d(_ConvBase):
     """2-D convolution (cross-correlation, as PyTorch), weight (O, C, K, K), bias (O,).
 
     forward:  (N, C, H, W) -> (N, O, OH, OW),  OH = floor((H + 2p − K)/s) + 1
-    backward: with dY the upstream gradient as a (N·OH·OW, O) matrix,
-        dW = dYᵀ · cols                    (O, C·K·K)  summed over every window
-        db = Σ_{n,oy,ox} dY                (O,)
-        dx = col2im(dY · W2)               overlapping windows add up
+              Y = W2 · colsᵀ + b  as an (O, OH·OW·N) matrix, then back to (N, O, OH, OW)
+    backward: with dY the upstream gradient as an (O, OH·OW·N) matrix,
+        dW = dY · colsᵀᵀ                   (O, C·K·K)  summed over every window
+        db = Σ_{oy,ox,n} dY                (O,)
+        dx = col2im(W2ᵀ · dY)              overlapping windows add up
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
@@ -80,40 +97,51 @@ class Conv2d(_ConvBase):
     def forward(self, x):
         check_input(self, x, self.in_channels)
         N, C, H, W = x.shape
-        k, s, p = self.kernel_size, self.stride, self.padding
+        O, k, s, p = self.out_channels, self.kernel_size, self.stride, self.padding
         OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
         if OH < 1 or OW < 1:
             raise ValueError(f"Conv2d: input of shape {tuple(x.shape)} is smaller than the kernel "
                              f"(k={k}, padding={p}): need H, W >= {k - 2 * p}")
+        xp, dt = backend.get_array_module(x), x.dtype
         self.x_shape = x.shape
-        self.cols = im2col(x, k, s, p)                                   # (N·OH·OW, C·K·K)
-        W2 = self.weight.data.reshape(self.out_channels, -1)             # (O, C·K·K)
-        out = self.cols @ W2.T                                           # (N·OH·OW, O)
+        x_pad = nchw_to_chwn(x, p, out=scratch("padded", (C, H + 2 * p, W + 2 * p, N), dt, xp))
+        cols = _reuse(getattr(self, "cols", None), (C * k * k, OH * OW * N), dt, xp)
+        self.cols = im2col_chwn(x_pad, k, s, out=cols)                   # (C·K·K, OH·OW·N)
+        W2 = self.weight.data.reshape(O, -1)                             # (O, C·K·K)
+        Y = W2 @ self.cols                                               # (O, OH·OW·N)
         if self.bias is not None:
-            out += self.bias.data
-        self.out_shape = (N, self.out_channels, OH, OW)
-        return _rows_to_nchw(out, N, OH, OW)
+            Y += self.bias.data.reshape(O, 1)
+        self.out_shape = (N, O, OH, OW)
+        return chwn_to_nchw(Y.reshape(O, OH, OW, N))                     # no copy: a view
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
-        dY = _nchw_to_rows(dout)                                         # (N·OH·OW, O)
+        N, O, OH, OW = dout.shape
+        xp, dt = backend.get_array_module(dout), dout.dtype
+        dY = as_chwn(dout).reshape(O, OH * OW * N)                      # free for a tinygan gradient
         if self.weight.requires_grad:
-            self.weight.grad += (dY.T @ self.cols).reshape(self.weight.shape)
+            self.weight.grad += (dY @ self.cols.T).reshape(self.weight.shape)
         if self.bias is not None and self.bias.requires_grad:
-            self.bias.grad += dY.sum(axis=0)
-        W2 = self.weight.data.reshape(self.out_channels, -1)
-        dcols = dY @ W2                                                  # (N·OH·OW, C·K·K)
-        return col2im(dcols, self.x_shape, self.kernel_size, self.stride, self.padding)
+            self.bias.grad += dY.sum(axis=1)
+        if not self.needs_input_grad:
+            return None
+        _, C, H, W = self.x_shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        W2 = self.weight.data.reshape(O, -1)
+        dcols = xp.matmul(W2.T, dY, out=scratch("columns", (C * k * k, OH * OW * N), dt, xp))
+        canvas = col2im_chwn(dcols, scratch("canvas", (C, H + 2 * p, W + 2 * p, N), dt, xp), k, s)
+        return chwn_to_nchw(canvas[:, p:p + H, p:p + W].copy())         # the padding cut away
 
 
 class ConvTranspose2d(_ConvBase):
     """2-D transposed convolution, weight (C, O, K, K) as PyTorch, bias (O,).
 
     forward:  (N, C, H, W) -> (N, O, OH, OW),  OH = (H − 1)·s − 2p + K + output_padding
-              every input pixel scatters C→O weighted K×K patches; overlaps add (col2im).
-    backward: with X the input as a (N·H·W, C) matrix and D = im2col(dout) (N·H·W, O·K·K),
-        dX = D · W2ᵀ          a strided convolution of dout with the same weight
-        dW = Xᵀ · D           (C, O·K·K)
+              every input pixel scatters C→O weighted K×K patches; overlaps add:
+              y = col2im(W2ᵀ · X) + b, with X the input as a (C, H·W·N) matrix
+    backward: with D = colsᵀ(dout) (O·K·K, H·W·N), the windows of the padded dout,
+        dX = W2 · D           a strided convolution of dout with the same weight
+        dW = X · Dᵀ           (C, O·K·K)
         db = Σ_{n,y,x} dout   (O,)
     """
 
@@ -137,23 +165,32 @@ class ConvTranspose2d(_ConvBase):
             need = max(1, 1 - (-(2 * p + 1 - k - op) // s))
             raise ValueError(f"ConvTranspose2d: input of shape {tuple(x.shape)} gives an empty output "
                              f"({OH}x{OW}) with k={k}, s={s}, padding={p}: need H, W >= {need}")
+        xp, dt, O = backend.get_array_module(x), x.dtype, self.out_channels
         self.x_shape = x.shape
-        self.x2 = _nchw_to_rows(x)                                       # (N·H·W, C)
-        W2 = self.weight.data.reshape(self.in_channels, -1)              # (C, O·K·K)
-        cols = self.x2 @ W2                                              # (N·H·W, O·K·K)
-        out = col2im(cols, (N, self.out_channels, OH, OW), k, s, p)
+        self.x_t = as_chwn(x).reshape(C, H * W * N)                    # X (C, H·W·N); a view of x
+        W2 = self.weight.data.reshape(C, -1)                             # (C, O·K·K)
+        cols = xp.matmul(W2.T, self.x_t, out=scratch("columns", (O * k * k, H * W * N), dt, xp))
+        canvas = col2im_chwn(cols, scratch("canvas", (O, OH + 2 * p, OW + 2 * p, N), dt, xp), k, s)
+        y = canvas[:, p:p + OH, p:p + OW].copy()                         # (O, OH, OW, N), padding cut away
         if self.bias is not None:
-            out += self.bias.data.reshape(1, -1, 1, 1)
-        self.out_shape = out.shape
-        return out
+            y += self.bias.data.reshape(-1, 1, 1, 1)
+        self.out_shape = (N, O, OH, OW)
+        return chwn_to_nchw(y)
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
-        D = im2col(dout, self.kernel_size, self.stride, self.padding)    # (N·H·W, O·K·K)
+        N, O, OH, OW = dout.shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        _, C, H, W = self.x_shape
+        xp, dt = backend.get_array_module(dout), dout.dtype
+        dout_pad = nchw_to_chwn(dout, p, out=scratch("padded", (O, OH + 2 * p, OW + 2 * p, N), dt, xp))
+        D = im2col_chwn(dout_pad, k, s, out=scratch("columns", (O * k * k, H * W * N), dt, xp))
         if self.weight.requires_grad:
-            self.weight.grad += (self.x2.T @ D).reshape(self.weight.shape)
+            self.weight.grad += (self.x_t @ D.T).reshape(self.weight.shape)
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dout.sum(axis=(0, 2, 3))
-        W2 = self.weight.data.reshape(self.in_channels, -1)
-        N, _, H, W = self.x_shape
-        return _rows_to_nchw(D @ W2.T, N, H, W)
+        if not self.needs_input_grad:
+            return None
+        W2 = self.weight.data.reshape(C, -1)
+        dX = W2 @ D                                                      # (C, H·W·N)
+        return chwn_to_nchw(dX.reshape(C, H, W, N))

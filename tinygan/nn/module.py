@@ -78,6 +78,10 @@ class Module:
     training = True
     out_shape = None       # shape of the last forward output; None until forward has run
     _buffers = ()          # names of array attributes saved in state_dict but not learned
+    # False: backward still adds the parameter gradients but skips dL/d(input) and returns
+    # None. For a network's FIRST layer, whose input (noise, images) needs no gradient;
+    # Conv2d and ConvTranspose2d honour it (it saves a matrix product and a col2im).
+    needs_input_grad = True
 
     def __call__(self, x):
         return self.forward(x)
@@ -236,6 +240,11 @@ class Sequential(Module):
         return x
 
     def backward(self, dout):
-        for layer in reversed(list(self)):
-            dout = layer.backward(dout)
+        layers = list(self)
+        for i in reversed(range(len(layers))):
+            dout = layers[i].backward(dout)
+            if dout is None and i > 0:
+                raise RuntimeError(f"Sequential.backward: layer {i} ({type(layers[i]).__name__}) returned no "
+                                   "input gradient (needs_input_grad is False) but the layers before it need "
+                                   "one: only a network's first layer may skip its input gradient")
         return dout
