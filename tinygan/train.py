@@ -16,6 +16,14 @@
 Reproducibility: one NumPy ``Generator`` (seeded by ``config.seed``) draws the data order
 and every z on the host, and its state is saved in the checkpoint, so on NumPy
 "2 epochs" and "1 epoch, resume, 1 epoch" give bit-identical weights.
+
+On a GPU (``--backend cupy``) everything a step touches stays on the device: the models,
+both Adam states, the dataset (uploaded once when it fits, else each batch as it is
+drawn: ``place_dataset``), and the step's losses. The host waits for the GPU only to log:
+the four numbers of every step (loss_D, loss_G, D(x), D(G(z))) are kept as device scalars
+and copied over together every ``SYNC_SECONDS`` and at the end of an epoch, when they are
+also checked for NaN/Inf — so a divergence is still reported at the step where it began.
+On NumPy that window is a single step: the behaviour is the plain per-step loop.
 """
 import copy
 import json
@@ -34,13 +42,16 @@ from .images import save_grid, save_loss_plot
 from .io import atomic_write, check_writable
 from .nn import BCEWithLogitsLoss
 from .optim import Adam
-from .progress import Progress, format_seconds
+from .progress import Progress, format_bytes, format_seconds
 
 # Defaults that make sense per backend: d2l's full job on a GPU, a ~10-minute job on 2 CPU cores.
 BACKEND_DEFAULTS = {
     "cupy": dict(image_size=64, batch_size=256, epochs=20),
     "numpy": dict(image_size=32, batch_size=64, epochs=15),
 }
+# How often the losses come to the host (seconds): every step on NumPy, where that is free;
+# on a GPU each copy waits for the device to finish, so the steps in between run unsynchronised.
+SYNC_SECONDS = {"numpy": 0.0, "cupy": 0.5}
 # Flags that define the model and the data: fixed for the life of a run (and its resumes).
 RUN_DEFINING = ("recipe", "latent_dim", "features", "image_size", "data", "limit", "resize",
                 "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2")
@@ -161,15 +172,44 @@ def _log(msg):
     print(msg, flush=True)
 
 
+def place_dataset(images_host, xp, dtype, fraction=0.5):
+    """The training images where the steps read them: (images, on_device).
+
+    NumPy: the host array. CuPy: uploaded once when it takes less than ``fraction`` of the
+    GPU's free memory (the rest is for activations, scratch and cuBLAS); otherwise it stays
+    on the host and ``batch_of`` uploads each batch as it is drawn.
+    """
+    if xp is np:
+        return np.asarray(images_host, dtype=dtype), False
+    nbytes = images_host.size * np.dtype(dtype).itemsize
+    free, _ = xp.cuda.runtime.memGetInfo()
+    if nbytes < fraction * free:
+        _log(f"dataset: {format_bytes(nbytes)} uploaded to the GPU once ({format_bytes(free)} were free)")
+        return xp.asarray(images_host, dtype=dtype), True
+    _log(f"dataset: {format_bytes(nbytes)} kept in host memory, each batch uploaded "
+         f"(more than {fraction:.0%} of the GPU's {format_bytes(free)} free)")
+    return np.asarray(images_host, dtype=dtype), False
+
+
+def batch_of(images, idx, xp):
+    """images[idx] on the backend ``xp``: a gather on the device, or on the host and one upload."""
+    if xp is np:
+        return images[idx]
+    if backend.get_array_module(images) is xp:
+        return images[xp.asarray(idx)]
+    return xp.asarray(images[idx])
+
+
 def estimate_step_seconds(G, D, opt_G, opt_D, loss_fn, images, cfg, xp):
     """Time one training step on throwaway copies of the models (the run itself is untouched)."""
     G2, D2, oG2, oD2 = copy.deepcopy((G, D, opt_G, opt_D))
     n = min(cfg.batch_size, len(images))
-    real = images[:n]
+    real = batch_of(images, np.arange(n), xp)
     z = xp.asarray(np.random.default_rng(12345).standard_normal((n, cfg.latent_dim, 1, 1)), dtype=real.dtype)
-    train_step(G2, D2, oG2, oD2, real, z, loss_fn)          # warm-up (allocations, caches)
+    # float() copies loss_D to the host, so on a GPU it waits until the step has really run
+    float(train_step(G2, D2, oG2, oD2, real, z, loss_fn)[0])     # warm-up (allocations, caches, kernels)
     t = time.perf_counter()
-    train_step(G2, D2, oG2, oD2, real, z, loss_fn)
+    float(train_step(G2, D2, oG2, oD2, real, z, loss_fn)[0])
     return (time.perf_counter() - t) * cfg.batch_size / n
 
 
@@ -191,7 +231,7 @@ def run(cfg, resume=None):
     if cfg.batch_size > n:
         _log(f"warning: --batch-size {cfg.batch_size} is larger than the dataset ({n} images); using {n}")
         cfg.batch_size = n
-    images = xp.asarray(images_host, dtype=dtype)           # uploaded once on a GPU
+    images, _ = place_dataset(images_host, xp, dtype)       # on a GPU: uploaded once if it fits
     n_batches = -(-n // cfg.batch_size)
 
     # ---- model, optimizers, loss ---------------------------------------------------------
@@ -248,6 +288,28 @@ def run(cfg, resume=None):
             extra["perm"] = state.perm
         checkpoint.save(ckpt_path, G, D, opt_G, opt_D, meta=meta, extra=extra)
 
+    def record_steps(pending, first_step):
+        """Copy the pending steps' numbers to the host (one wait for the GPU), check them, keep them.
+
+        ``pending``: [(z, (loss_D, loss_G, D(x), D(G(z))))] of steps first_step, first_step + 1, ….
+        Returns the last step's four numbers; raises TrainingDiverged at the first non-finite one.
+        """
+        rows = _scalars_to_host([v for _, four in pending for v in four], xp).reshape(len(pending), 4)
+        for j, values in enumerate(rows.tolist()):
+            if not all(np.isfinite(values)):
+                step = first_step + j
+                bad = os.path.join(cfg.out, f"diverged_step_{step}.png")
+                save_grid(sample(G, pending[j][0]), bad)
+                later = (f" (drawn by G as it was {len(pending) - 1 - j} steps later, when the losses were "
+                         f"checked)" if j < len(pending) - 1 else "")
+                raise TrainingDiverged(
+                    f"training diverged at step {step} (epoch {state.epoch + 1}): "
+                    f"loss_D {values[0]}, loss_G {values[1]}; the last good checkpoint {ckpt_path} is kept, "
+                    f"this batch's samples are in {bad}{later}. Try a lower --lr.")
+            for lst, v in zip((state.loss_D, state.loss_G, state.d_real, state.d_fake), values):
+                lst.append(v)
+        return rows[-1].tolist()
+
     with _StopSignal() as stop:
         while state.epoch < cfg.epochs:
             if state.batch == 0 or state.perm is None:
@@ -256,30 +318,27 @@ def run(cfg, resume=None):
             bar = Progress(n_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batches",
                            enabled=cfg.progress)
             bar.n = state.batch
-            t_epoch = time.perf_counter()
+            t_epoch = last_sync = time.perf_counter()
             examples = 0
+            pending = []                 # steps whose four numbers are still device scalars
             while state.batch < n_batches:
                 idx = state.perm[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
-                real = images[xp.asarray(idx)] if xp is not np else images[idx]
+                real = batch_of(images, idx, xp)
                 z = xp.asarray(rng.standard_normal((len(idx), cfg.latent_dim, 1, 1)).astype(dtype))
                 stats = {}
                 loss_D, loss_G = train_step(G, D, opt_G, opt_D, real, z, loss_fn, stats)
-                values = [float(v) for v in (loss_D, loss_G, stats["d_real"], stats["d_fake"])]
-                if not all(np.isfinite(values)):
-                    bad = os.path.join(cfg.out, f"diverged_step_{state.step + 1}.png")
-                    save_grid(sample(G, z), bad)
-                    raise TrainingDiverged(
-                        f"training diverged at step {state.step + 1} (epoch {state.epoch + 1}): "
-                        f"loss_D {values[0]}, loss_G {values[1]}; the last good checkpoint {ckpt_path} is kept, "
-                        f"this batch's samples are in {bad}. Try a lower --lr.")
-                for lst, v in zip((state.loss_D, state.loss_G, state.d_real, state.d_fake), values):
-                    lst.append(v)
+                pending.append((z, (loss_D, loss_G, stats["d_real"], stats["d_fake"])))
                 state.batch += 1
                 state.step += 1
                 examples += len(idx)
-                rate = examples / (time.perf_counter() - t_epoch)
-                bar.update(1, postfix=f"loss_D {values[0]:.3f} loss_G {values[1]:.3f} "
-                                      f"D(x) {values[2]:.2f} D(G(z)) {values[3]:.2f} {rate:.1f} ex/s")
+                if (time.perf_counter() - last_sync >= SYNC_SECONDS[cfg.backend]
+                        or state.batch == n_batches or stop.received):
+                    values = record_steps(pending, state.step - len(pending) + 1)
+                    pending = []
+                    last_sync = time.perf_counter()
+                    rate = examples / (last_sync - t_epoch)
+                    bar.update(state.batch - bar.n, postfix=f"loss_D {values[0]:.3f} loss_G {values[1]:.3f} "
+                                                            f"D(x) {values[2]:.2f} D(G(z)) {values[3]:.2f} {rate:.1f} ex/s")
                 if stop.received:
                     break
             seconds = time.perf_counter() - t_epoch
@@ -327,6 +386,13 @@ def run(cfg, resume=None):
     _log(f"trained {state.epoch} epochs ({state.step} steps) in {format_seconds(state.seconds)}; "
          f"pictures, log and checkpoint in {cfg.out}")
     return summary
+
+
+def _scalars_to_host(scalars, xp):
+    """0-d arrays → a float64 NumPy vector; on a GPU one stack and one copy (one wait), not one per scalar."""
+    if xp is np:
+        return np.array([float(v) for v in scalars])
+    return xp.stack(scalars).astype(xp.float64).get()
 
 
 def _examples_per_sec(state, n, batch_size, n_batches):
