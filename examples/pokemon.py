@@ -95,6 +95,14 @@ def train_parser():
     p.add_argument("--seed", type=int, help="random seed for weights, data order and noise (default 0)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
     p.add_argument("--no-progress", action="store_true", help="one log line per epoch instead of a bar")
+    p.add_argument("--upsample", choices=["transpose", "nearest"],
+                   help="G's x2 steps: transpose = ConvTranspose2d k4 s2 (the paper's, default); nearest = "
+                        "Upsample(2) + Conv2d k3, no checkerboard pattern built in")
+    p.add_argument("--swd-every", type=positive_int, metavar="N",
+                   help="every N epochs compute the sliced Wasserstein distance (ProGAN) between 256 real "
+                        "images and 256 samples, print it and log it as 'swd' in log.jsonl (a few seconds)")
+    p.add_argument("--summary", action="store_true",
+                   help="print the layer tables of G and D (output shapes, parameter counts) before training")
     return p
 
 
@@ -112,6 +120,18 @@ def sample_parser():
     return p
 
 
+def print_summaries(cfg):
+    """The layer tables of the run's G and D (tinygan.summary), built from its settings."""
+    from tinygan import summary
+    from tinygan.dcgan import build
+    c = cfg.resolved()
+    G, D = build(c.recipe, c.latent_dim, c.features, c.image_size, upsample=c.upsample)
+    print("Generator")
+    summary(G, (c.latent_dim, 1, 1))
+    print("Discriminator")
+    summary(D, (3, c.image_size, c.image_size))
+
+
 def main_train(argv):
     from tinygan import checkpoint
     from tinygan.train import RUN_DEFINING, Config, TrainingDiverged, run
@@ -126,8 +146,8 @@ def main_train(argv):
             saved = checkpoint.load(args.resume)["meta"]["config"]
         except (checkpoint.CheckpointError, KeyError) as e:
             parser.error(f"--resume: {e}")
-        clash = [f"--{k.replace('_', '-')} {given[k]} (checkpoint: {saved[k]})"
-                 for k in RUN_DEFINING if k in given and given[k] != saved.get(k)]
+        clash = [f"--{k.replace('_', '-')} {given[k]} (checkpoint: {saved.get(k, getattr(Config, k, None))})"
+                 for k in RUN_DEFINING if k in given and given[k] != saved.get(k, getattr(Config, k, None))]
         if clash:
             parser.error("--resume continues the saved run; these flags differ from it: " + ", ".join(clash))
         settings = {**saved, **given, "out": given.get("out") or os.path.dirname(os.path.abspath(args.resume))}
@@ -135,6 +155,8 @@ def main_train(argv):
         settings = given
     settings["progress"] = not args.no_progress
     cfg = Config(**{k: v for k, v in settings.items() if k in Config.__dataclass_fields__})
+    if args.summary:
+        print_summaries(cfg)
     try:
         run(cfg, resume=args.resume)
     except KeyboardInterrupt as e:

@@ -8,6 +8,7 @@
 """
 from . import backend, gradcheck, init, nn, optim
 from .backend import get_array_module, to_numpy, use
+from .summary import summary
 
 __version__ = "0.1.0"
 __all__ = ["backend", "nn", "optim", "init", "gradcheck", "use", "get_array_module", "to_numpy"]

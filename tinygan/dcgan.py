@@ -16,8 +16,10 @@ Shapes for image_size = 64, features F = 64, latent size Z = 100 (the paper's):
                    → Conv(k4 s1 p0)                     → (N,) one real/fake logit per image
 
 image_size 32 drops one stride-2 block from each (for CPU demos); any power of two ≥ 16
-works. Convolutions carry no bias (BatchNorm's β does that job), as in PyTorch's DCGAN
-example, whose parameter names (``main.0.weight`` …) these modules share.
+works. ``Generator(upsample='nearest')`` draws each ×2 step of G as Upsample(2) + Conv2d(k3 s1 p1)
+instead of ConvT(k4 s2 p1), the remedy for checkerboard artifacts (Odena et al. 2016).
+Convolutions carry no bias (BatchNorm's β does that job), as in PyTorch's DCGAN example,
+whose parameter names (``main.0.weight`` …) these modules share.
 """
 import math
 
@@ -26,7 +28,7 @@ import numpy as np
 from .backend import get_array_module
 from .init import dcgan_init, normal_init
 from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, LeakyReLU, Module, ReLU,
-                 Sequential, Tanh, sigmoid)
+                 Sequential, Tanh, Upsample, sigmoid)
 
 
 def _num_stride2_blocks(image_size, who):
@@ -37,18 +39,40 @@ def _num_stride2_blocks(image_size, who):
     return int(steps)
 
 
-class Generator(Module):
-    """z (N, latent_dim, 1, 1) → image (N, 3, image_size, image_size) in [-1, 1]."""
+UPSAMPLE_MODES = ("transpose", "nearest")
 
-    def __init__(self, latent_dim=100, features=64, image_size=64, channels=3):
+
+def _up2(c_in, c_out, upsample):
+    """One ×2 step of G: (N, c_in, H, W) → (N, c_out, 2H, 2W).
+
+    'transpose': ConvTranspose2d(k4 s2 p1), the paper's. 'nearest': Upsample(2) then
+    Conv2d(k3 s1 p1), the resize-convolution of Odena et al. (2016), which has no built-in
+    2×2-periodic (checkerboard) pattern; see ``examples/explore.py checkerboard``.
+    """
+    if upsample == "transpose":
+        return [ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+    return [Upsample(2), Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+
+
+class Generator(Module):
+    """z (N, latent_dim, 1, 1) → image (N, 3, image_size, image_size) in [-1, 1].
+
+    ``upsample='nearest'`` replaces every stride-2 ConvTranspose2d by Upsample(2) + Conv2d(k3 s1 p1)
+    (the first 1×1 → 4×4 layer stays a transposed convolution).
+    """
+
+    def __init__(self, latent_dim=100, features=64, image_size=64, channels=3, upsample="transpose"):
         n = _num_stride2_blocks(image_size, "Generator")
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"Generator: upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {upsample!r}")
         self.latent_dim, self.features, self.image_size = latent_dim, features, image_size
+        self.upsample = upsample
         width = features * 2 ** (n - 1)                  # 8F for 64×64
         layers = [ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False), BatchNorm2d(width), ReLU()]
         for _ in range(n - 1):
-            layers += [ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), BatchNorm2d(width // 2), ReLU()]
+            layers += [*_up2(width, width // 2, upsample), BatchNorm2d(width // 2), ReLU()]
             width //= 2
-        layers += [ConvTranspose2d(width, channels, 4, 2, 1, bias=False), Tanh()]
+        layers += [*_up2(width, channels, upsample), Tanh()]
         self.main = Sequential(*layers)
 
     def forward(self, z):
@@ -113,12 +137,12 @@ RECIPES = {
 }
 
 
-def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0):
-    """G and D for ``recipe`` ('paper' or 'd2l'), initialised from ``seed``."""
+def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0, upsample="transpose"):
+    """G and D for ``recipe`` ('paper' or 'd2l'), initialised from ``seed``; ``upsample``: G's ×2 steps."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     r = RECIPES[recipe]
-    G = Generator(latent_dim, features, image_size)
+    G = Generator(latent_dim, features, image_size, upsample=upsample)
     D = Discriminator(features, image_size, batchnorm_first=r["batchnorm_first"])
     rng = np.random.default_rng(seed)
     r["init"](G, rng)

@@ -9,7 +9,8 @@
     losses.png               loss_D and loss_G over steps
     log.jsonl                one JSON line per epoch: epoch, loss_D, loss_G, D(x), D(G(z)),
                              examples/sec, seconds (rewritten whole from the checkpoint's
-                             records, so a resumed run never repeats or loses a line)
+                             records, so a resumed run never repeats or loses a line);
+                             with swd_every = N, every Nth epoch also "swd" (``epoch_swd``)
     checkpoint.npz           everything needed to continue exactly (see ``checkpoint.py``),
                              written atomically after every epoch and on Ctrl-C / SIGTERM
 
@@ -54,7 +55,7 @@ BACKEND_DEFAULTS = {
 SYNC_SECONDS = {"numpy": 0.0, "cupy": 0.5}
 # Flags that define the model and the data: fixed for the life of a run (and its resumes).
 RUN_DEFINING = ("recipe", "latent_dim", "features", "image_size", "data", "limit", "resize",
-                "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2")
+                "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2", "upsample")
 
 
 @dataclass
@@ -78,6 +79,8 @@ class Config:
     seed: int = 0
     progress: bool = True
     n_samples: int = 64              # images in each sample grid
+    upsample: str = "transpose"      # G's ×2 steps: 'transpose' (the paper's) or 'nearest' + Conv2d
+    swd_every: int = 0               # every N epochs log the sliced Wasserstein distance; 0: never
 
     def resolved(self):
         """A copy with every None default filled in from the backend and the recipe."""
@@ -235,7 +238,7 @@ def run(cfg, resume=None):
     n_batches = -(-n // cfg.batch_size)
 
     # ---- model, optimizers, loss ---------------------------------------------------------
-    G, D = build(cfg.recipe, cfg.latent_dim, cfg.features, cfg.image_size, seed=cfg.seed)
+    G, D = build(cfg.recipe, cfg.latent_dim, cfg.features, cfg.image_size, seed=cfg.seed, upsample=cfg.upsample)
     G.to(cfg.backend, dtype)
     D.to(cfg.backend, dtype)
     opt_G = Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -281,7 +284,7 @@ def run(cfg, resume=None):
                 "rng_state": rng.bit_generator.state, "seconds": state.seconds,
                 "warned_d_wins": state.warned_d_wins, "records": state.records,
                 "arch": {"latent_dim": cfg.latent_dim, "features": cfg.features,
-                         "image_size": cfg.image_size, "recipe": cfg.recipe}}
+                         "image_size": cfg.image_size, "recipe": cfg.recipe, "upsample": cfg.upsample}}
         extra = {"fixed_noise": fixed_noise, "loss_D": np.array(state.loss_D), "loss_G": np.array(state.loss_G),
                  "d_real": np.array(state.d_real), "d_fake": np.array(state.d_fake)}
         if state.perm is not None:
@@ -356,6 +359,9 @@ def run(cfg, resume=None):
                       "loss_G": float(np.mean(state.loss_G[ep])), "D(x)": float(np.mean(state.d_real[ep])),
                       "D(G(z))": float(np.mean(state.d_fake[ep])), "examples_per_sec": examples / seconds,
                       "seconds": seconds}
+            if cfg.swd_every and record["epoch"] % cfg.swd_every == 0:
+                record["swd"] = epoch_swd(G, images_host, cfg)
+                _log(f"epoch {record['epoch']}: SWD x1e3 {record['swd']:.1f} (generated vs real, averaged over levels)")
             _warn_if_d_wins(state, ep, record)
             state.records.append(record)
             state.epoch += 1
@@ -386,6 +392,19 @@ def run(cfg, resume=None):
     _log(f"trained {state.epoch} epochs ({state.step} steps) in {format_seconds(state.seconds)}; "
          f"pictures, log and checkpoint in {cfg.out}")
     return summary
+
+
+def epoch_swd(G, images_host, cfg, n=256):
+    """ProGAN's sliced Wasserstein distance (×10³, averaged over levels) between a fixed random
+    subset of up to ``n`` training images and as many samples of G from fixed noise (BatchNorm on
+    batch statistics, as in the epoch grids). Same subset and noise every epoch; NumPy, a few seconds."""
+    from .explore.swd import swd
+    k = min(n, len(images_host))
+    real = images_host[np.sort(np.random.default_rng(cfg.seed + 3).permutation(len(images_host))[:k])]
+    z = np.random.default_rng(cfg.seed + 4).standard_normal((k, cfg.latent_dim, 1, 1))
+    params = G.parameters()
+    fake = sample(G, backend.asarray(z, dtype=params[0].data.dtype, like=params[0].data))
+    return swd(real, fake).mean
 
 
 def _scalars_to_host(scalars, xp):
