@@ -5,6 +5,7 @@ State (moments, step count) is kept per parameter, in the parameter's array modu
 and can be saved and restored with ``state_dict`` / ``load_state_dict``.
 """
 from .backend import get_array_module, to_numpy
+from .nn.workspace import scratch
 
 
 class Optimizer:
@@ -104,13 +105,21 @@ class Adam(Optimizer):
         t, b1, b2 = self.step_count, self.beta1, self.beta2
         bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            xp = get_array_module(p.data)
-            g = p.grad
+            xp, g = get_array_module(p.data), p.grad
+            # Plain version, operation for operation (tmp and tmp2 are scratch arrays, so the
+            # loop allocates nothing; the arithmetic and its order are exactly these lines):
+            #   m ← m·β1 + (1 − β1)·g
+            #   v ← v·β2 + (1 − β2)·(g·g)
+            #   p ← p − (lr/bias1)·m / (√v / √bias2 + eps)
+            tmp = scratch("adam_tmp", p.data.shape, p.data.dtype, xp)
+            tmp2 = scratch("adam_tmp2", p.data.shape, p.data.dtype, xp)
             m *= b1
-            m += (1 - b1) * g
+            m += xp.multiply(g, 1 - b1, out=tmp)
             v *= b2
-            v += (1 - b2) * (g * g)
-            # p -= lr · (m / bias1) / (sqrt(v / bias2) + eps), folded to one pass
-            denom = xp.sqrt(v) / (bias2 ** 0.5)
-            denom += self.eps
-            p.data -= (self.lr / bias1) * m / denom
+            xp.multiply(g, g, out=tmp)
+            v += xp.multiply(tmp, 1 - b2, out=tmp)
+            denom = xp.sqrt(v, out=tmp)
+            xp.divide(denom, bias2 ** 0.5, out=denom)
+            denom += self.eps                                          # √v/√bias2 + eps
+            xp.multiply(m, self.lr / bias1, out=tmp2)
+            p.data -= xp.divide(tmp2, denom, out=tmp2)

