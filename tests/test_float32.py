@@ -78,3 +78,79 @@ def test_sigmoid_and_activations_keep_float32(xp32):
         y = layer(x)
         assert y.dtype == np.float32 and layer.backward(xp32.ones_like(y)).dtype == np.float32
     assert nn.sigmoid(x).dtype == np.float32
+
+
+# ----- a whole float32 training step ------------------------------------------------------
+
+def _spy_on(module, name, seen):
+    """Wrap ``module``'s forward and backward (this instance only) to record the dtype of every
+    float array that crosses the call — input, output, upstream and returned gradient — and
+    of every array the module holds right after the call (its caches)."""
+    forward, backward = module.forward, module.backward
+
+    def note(what, a):
+        if hasattr(a, "dtype") and a.dtype.kind == "f":
+            seen.append((f"{name}: {what}", a.dtype))
+
+    def held():
+        for attr, value in vars(module).items():
+            if hasattr(value, "dtype"):
+                note(f"cache .{attr}", value)
+
+    def spied_forward(x, *args, **kwargs):
+        note("forward input", x)
+        y = forward(x, *args, **kwargs)
+        note("forward output", y)
+        held()
+        return y
+
+    def spied_backward(dout=None, *args, **kwargs):
+        note("backward upstream gradient", dout)
+        dx = backward(*(() if dout is None else (dout,)), *args, **kwargs)
+        note("backward returned gradient", dx)
+        held()
+        return dx
+
+    module.forward, module.backward = spied_forward, spied_backward
+
+
+def test_float32_train_step_makes_no_float64_array(xp32):
+    """Two float32 DCGAN training steps (the second reuses every buffer the first made):
+    every array that enters or leaves a layer, every cache a layer keeps after each call,
+    and afterwards every parameter, gradient, buffer, optimizer moment, scratch buffer,
+    loss and statistic is float32 — no float64 upcast hides anywhere in the step."""
+    from tinygan.dcgan import build, train_step
+    from tinygan.nn import workspace
+
+    G, D = build("paper", latent_dim=8, features=4, image_size=16, seed=0)
+    if tinygan.backend.backend_name() != "numpy":
+        G.to(tinygan.backend.backend_name()), D.to(tinygan.backend.backend_name())
+    opt_G = Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_D = Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    loss_fn = nn.BCEWithLogitsLoss()
+    seen = []
+    for net_name, net in (("G", G), ("D", D)):
+        for mod_name, mod in net.named_modules(net_name):
+            _spy_on(mod, mod_name, seen)
+    _spy_on(loss_fn, "loss", seen)
+    rng = np.random.default_rng(0)
+    for step in range(2):
+        real = xp32.asarray(rng.uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32))
+        z = xp32.asarray(rng.standard_normal((4, 8, 1, 1)).astype(np.float32))
+        stats = {}
+        losses = train_step(G, D, opt_G, opt_D, real, z, loss_fn=loss_fn, stats=stats)
+        for name, value in [("loss_D", losses[0]), ("loss_G", losses[1]), *stats.items()]:
+            seen.append((name, value.dtype))
+
+    for net_name, net in (("G", G), ("D", D)):
+        seen += [(f"{name}", a.dtype) for name, a in _float_arrays(net)]
+        seen += [(f"{net_name}.{name}", a.dtype) for name, a in net.named_buffers() if a.dtype.kind == "f"]
+    for opt_name, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
+        seen += [(f"{opt_name} moment", a.dtype) for a in opt.exp_avg + opt.exp_avg_sq]
+    seen += [(f"scratch buffer {role!r}", buf.dtype) for role, buf in workspace.buffers().items()]
+
+    wrong = [f"{where} is {dtype}" for where, dtype in seen if dtype != np.float32]
+    assert not wrong, "float64 (or other) arrays in a float32 step:\n" + "\n".join(wrong[:20])
+    # the spies really watched: every layer of both networks, both directions, both steps
+    assert sum("forward output" in w for w, _ in seen) >= 2 * 3 * len(list(D.main)) + 2 * len(list(G.main))
+    assert any("scratch buffer" in w for w, _ in seen) and any(".cols" in w for w, _ in seen)

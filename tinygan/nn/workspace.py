@@ -57,3 +57,8 @@ def set_enabled(flag):
 def nbytes():
     """Bytes held by the scratch buffers now."""
     return sum(b.nbytes for b in _buffers.values())
+
+
+def buffers():
+    """{role: buffer} for every scratch buffer held now (for tests and memory reports)."""
+    return {key[0]: buf for key, buf in _buffers.items()}
