@@ -71,7 +71,7 @@ def cmd_walk(args):
         path = walk(points, args.steps, m)                              # (k − 1, steps, Z)
         flat = generate(G, path.reshape(-1, path.shape[-1]), args.bn)
         images = flat.reshape(path.shape[0], args.steps, *flat.shape[1:])
-        rows += [(f"{m}  z{i} → z{i + 1}", images[i]) for i in range(len(images))]
+        rows += [(f"{m}  z{i} -> z{i + 1}", images[i]) for i in range(len(images))]
         norms = np.linalg.norm(path, axis=-1)
         print(f"{m}: {len(path)} rows of {args.steps} frames; |z| along the path from {norms.min():.2f} "
               f"to {norms.max():.2f} (endpoints ~ sqrt(Z) = {np.sqrt(path.shape[-1]):.1f})")
@@ -108,11 +108,11 @@ def cmd_arithmetic(args):
     mean_images = generate(G, np.stack(means), args.bn)
     result = generate(G, ys, args.bn)
     pixels = pixel_arithmetic(images, args.a, args.b, args.c)[None].astype(np.float32)
-    rows = [(f"A {args.a}\n→ G(mean z)", np.concatenate([images[args.a], mean_images[0:1]])),
-            (f"B {args.b}\n→ G(mean z)", np.concatenate([images[args.b], mean_images[1:2]])),
-            (f"C {args.c}\n→ G(mean z)", np.concatenate([images[args.c], mean_images[2:3]])),
-            ("A − B + C on z\ny, then y + U(±0.25)", result),
-            ("A − B + C on\npixels", pixels)]
+    rows = [(f"A {args.a}\n-> G(mean z)", np.concatenate([images[args.a], mean_images[0:1]])),
+            (f"B {args.b}\n-> G(mean z)", np.concatenate([images[args.b], mean_images[1:2]])),
+            (f"C {args.c}\n-> G(mean z)", np.concatenate([images[args.c], mean_images[2:3]])),
+            ("A - B + C on z:\ny, then y + U(-0.25, 0.25)", result),
+            ("A - B + C on\npixels", pixels)]
     save(labelled_rows(rows, scale=args.scale, label_width=150), args.out)
     print(f"|y| = {np.linalg.norm(y):.2f}; the 8 neighbours differ from y by at most 0.25 per coordinate")
 
@@ -263,9 +263,9 @@ def cmd_saliency(args):
     fake = generate(G, latent(meta, args.n, args.seed + 1), args.bn)
     rows = []
     for name, x in (("real", real), ("generated", fake)):
-        grad, logits = saliency(D, x)
+        grad, logits = saliency(D, x, args.d_bn)
         p = np.asarray(sigmoid(logits))
-        rows += [(f"{name}\nD(x) {p.mean():.2f} on avg", x), (f"|∂D/∂x| ({name})", heatmap(saliency_map(grad)))]
+        rows += [(f"{name}\nD(x) {p.mean():.2f} on avg", x), (f"|dD/dx| ({name})", heatmap(saliency_map(grad)))]
         print(f"{name}: D(x) = " + " ".join(f"{v:.2f}" for v in p))
     save(labelled_rows(rows, scale=args.scale, label_width=140), args.out)
 
@@ -294,7 +294,10 @@ def cmd_checkerboard(args):
     for title, grid, _ in panels[:3]:
         inner = grid[1:-1, 1:-1]
         print(f"{title}: interior values {sorted(set(inner.ravel().tolist()))}, border {sorted(set(grid[0].tolist()))}")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.1 * len(panels), 3.4), dpi=100)
+    fig, axes = plt.subplots(2, 3, figsize=(9.3, 6.8), dpi=90)
+    axes = axes.ravel()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
     for ax, (title, grid, numbers) in zip(axes, panels):
         ax.imshow(grid, cmap="gray" if numbers else "viridis", interpolation="nearest")
         if numbers:
@@ -407,6 +410,10 @@ def parser():
     sp["features"].add_argument("--n-train", type=positive_int, default=1000, help="digits to train the probe on (default 1000; the other 797 test it)")
     sp["features"].add_argument("--epochs", type=positive_int, default=30, help="probe training epochs (default 30)")
     sp["saliency"].add_argument("--n", type=positive_int, default=8, help="images per row (default 8)")
+    sp["saliency"].add_argument("--d-bn", choices=["batch", "running"], default="batch",
+                                help="BatchNorm in D: 'batch' (default) judges a batch of real or of generated "
+                                     "images as in training; 'running' uses the running averages, which mix "
+                                     "real and fake batches (D may then call everything fake)")
     sp["checkerboard"].add_argument("--size", type=positive_int, default=8, help="input side of the overlap maps (default 8)")
     return p
 

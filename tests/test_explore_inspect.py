@@ -32,6 +32,27 @@ def test_saliency_is_the_gradient_of_each_logit():
     np.testing.assert_allclose(g1[0], grad[1], rtol=1e-10)
 
 
+def test_batch_saliency_is_the_gradient_of_the_summed_logits_in_train_mode():
+    D = tiny_D()
+    x = np.random.default_rng(5).uniform(-1, 1, (3, 3, 16, 16))
+    running = [m.running_mean.copy() for m in D.modules() if hasattr(m, "running_mean")]
+    grad, logits = saliency(D, x, bn="batch")
+    after = [m.running_mean for m in D.modules() if hasattr(m, "running_mean")]
+    assert all(np.array_equal(a, b) for a, b in zip(running, after))   # running statistics untouched
+    xc = x[:, :, :6, :6].copy()                                        # a few pixels are enough here
+    full = x.copy()
+
+    def total():
+        full[:, :, :6, :6] = xc
+        D.train()
+        return float(D(full).sum())
+    numeric = numerical_gradient(total, xc)
+    report = compare("batch saliency", grad[:, :, :6, :6], numeric, rtol=1e-5, atol=1e-8)
+    assert report.ok, report.line()
+    D.eval()
+    assert not np.allclose(logits, D(x))                               # batch and running statistics differ
+
+
 def test_saliency_leaves_D_as_it_was():
     D = tiny_D()
     D.train()

@@ -11,9 +11,14 @@ Saliency (Simonyan et al. 2014). The gradient of the logit with respect to the p
     s_n = ∂D(x_n)/∂x_n   (3, H, W)         saliency map: max over channels of |s_n|
 
 is what D.backward already computes: start the backward pass with dout = 1 for every
-image and keep the input gradient instead of the parameter gradients. D runs in eval mode,
-so an image's logit depends on that image alone (in train mode BatchNorm would mix the
-batch and the gradient of one logit would reach every image).
+image and keep the input gradient instead of the parameter gradients.
+
+BatchNorm decides what "D's verdict" means. bn='running' (eval mode): each logit depends
+on its own image only and s_n is exactly ∂D(x_n)/∂x_n; but the running statistics average
+real AND fake batches, so this D may judge differently from the D that trained. bn='batch'
+(train mode, running statistics left untouched): D as it ran in training, on a batch of real
+or of fake images; the backward of dout = 1 then gives ∂(Σ_m D(x_m))/∂x_n, which adds to
+∂D(x_n)/∂x_n the small coupling through the batch mean and variance (O(1/N)).
 """
 import numpy as np
 
@@ -36,21 +41,27 @@ def filter_images(D):
     return (w / np.where(peak > 0, peak, 1.0)[:, None, None, None]).astype(np.float32)
 
 
-def saliency(D, x):
-    """∂D(x_n)/∂x_n for every image, and the logits: (N, 3, H, W), (N,).
+def saliency(D, x, bn="running"):
+    """The gradient of D's logits with respect to the images, and the logits: (N, 3, H, W), (N,).
 
-    D is switched to eval mode and its parameter gradients are off during the backward pass
-    (nothing in D changes; its .grad stays as it was); both are restored afterwards.
+    bn='running': ∂D(x_n)/∂x_n exactly (eval mode). bn='batch': ∂(Σ_m D(x_m))/∂x_n with
+    batch statistics, D as in training (see the module docstring). Nothing in D changes:
+    its parameter gradients are off during the backward pass (.grad stays as it was), its
+    running statistics are restored, and its train/eval mode is put back.
     """
+    from ..train import preserved_buffers
+    if bn not in ("running", "batch"):
+        raise ValueError(f"saliency: bn must be 'running' or 'batch', got {bn!r}")
     xp = backend.get_array_module(*(p.data for p in D.parameters()))
     x = xp.asarray(x, dtype=D.parameters()[0].data.dtype)
     flags = [(p, p.requires_grad) for p in D.parameters()]
     was_training = D.training
-    D.eval()
+    D.train(bn == "batch")
     D.requires_grad_(False)
     try:
-        logits = D(x)
-        grad = D.backward(xp.ones_like(logits))
+        with preserved_buffers(D):
+            logits = D(x)
+            grad = D.backward(xp.ones_like(logits))
     finally:
         D.train(was_training)
         for p, flag in flags:
