@@ -174,19 +174,15 @@ def main_train(argv):
 def main_sample(argv):
     import numpy as np
 
-    from tinygan import backend, checkpoint
-    from tinygan.dcgan import Generator
+    from tinygan import backend
+    from tinygan.explore.models import load_models
     from tinygan.images import save_grid
     from tinygan.train import sample
 
     args = sample_parser().parse_args(argv)
     try:
-        backend.use(args.backend)
-        saved = checkpoint.load(args.checkpoint)
-        arch = saved["meta"]["arch"]
-        G = Generator(arch["latent_dim"], arch["features"], arch["image_size"])
-        G.to(args.backend)
-        G.load_state_dict(saved["G"])
+        G, _, meta = load_models(args.checkpoint, args.backend)
+        arch = meta["arch"]
         z = np.random.default_rng(args.seed).standard_normal((args.n, arch["latent_dim"], 1, 1))
         images = sample(G, backend.asarray(z), bn=args.bn)
         save_grid(images, args.out, scale=args.scale)

@@ -197,3 +197,12 @@ def test_real_sprites_short_run(tmp_path):
     out = tmp_path / "run"
     run_example(["--data", str(SPRITES), "--limit", "32", "--epochs", "1", "--out", str(out), *TINY], tmp_path)
     assert json.loads((out / "config.json").read_text())["images"] == 32
+
+
+def test_sample_rebuilds_a_nearest_upsampling_generator(sprite_folder, tmp_path):
+    run_example(["--data", str(sprite_folder), "--epochs", "1", "--upsample", "nearest",
+                 "--out", str(tmp_path / "r"), *TINY], tmp_path)
+    proc = run_example(["sample", "--checkpoint", str(tmp_path / "r" / "checkpoint.npz"), "--n", "4",
+                        "--out", str(tmp_path / "g.png")], tmp_path)
+    assert "wrote 4 samples (16x16" in proc.stdout
+    assert np.asarray(Image.open(tmp_path / "g.png")).shape == (2 * (2 * 18 + 2),) * 2 + (3,)
