@@ -116,15 +116,26 @@ def col2im_chwn(cols, canvas, k, s):
     One strided-slice addition per kernel offset (ky, kx), K·K in all, each adding a
     (C, OH, OW, N) block whose rows are N contiguous numbers. ``np.add.at`` would be the
     one-liner, tens of times slower. Plain version: ``col2im_reference``.
+
+    The additions run over a few channels at a time (``_CHANNELS_BYTES`` of canvas), so
+    that the part of the canvas they add into stays in cache for all K·K of them — a third
+    faster on the DCGAN's largest canvas (64 channels of 34×34×64); the loop over channel
+    blocks changes which numbers are added in which order not at all.
     """
     C, Hp, Wp, N = canvas.shape
     OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1
     cols = cols.reshape(C, k, k, OH, OW, N)
     canvas[...] = 0
-    for ky in range(k):
-        for kx in range(k):
-            canvas[:, ky:ky + s * OH:s, kx:kx + s * OW:s] += cols[:, ky, kx]
+    step = max(1, _CHANNELS_BYTES // (Hp * Wp * N * canvas.itemsize))
+    for c in range(0, C, step):
+        part, cols_part = canvas[c:c + step], cols[c:c + step]
+        for ky in range(k):
+            for kx in range(k):
+                part[:, ky:ky + s * OH:s, kx:kx + s * OW:s] += cols_part[:, ky, kx]
     return canvas
+
+
+_CHANNELS_BYTES = 2 ** 21        # 2 MiB of canvas per block of channels in col2im_chwn
 
 
 # ----- the classic (N·OH·OW, C·K·K) layout, as the module docstring defines it ------------
