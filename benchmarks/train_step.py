@@ -44,6 +44,7 @@ def parse_args(argv=None):
     ap.add_argument("--repeats", type=int, default=7, help="timed pairs (tinygan step, PyTorch step)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per framework first")
     ap.add_argument("--steps", type=int, default=1, help="training steps per timed sample")
+    ap.add_argument("--settle", type=float, default=0.25, help="seconds of pause before each timed run")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--features", type=int, default=64)
     ap.add_argument("--latent", type=int, default=100)
@@ -206,8 +207,15 @@ def memory_child(args):
     # therefore spawns these children before it builds anything, and VmHWM (the peak of
     # this process's own address space, fresh at exec) is reported beside it as a check.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rss_before_steps_mb": round(before, 1), "peak_rss_mb": round(peak, 1),
-                      "vmhwm_mb": round(_status_mb("VmHWM"), 1), "peak_growth_mb": round(peak - before, 1)}))
+    out = {"rss_before_steps_mb": round(before, 1), "peak_rss_mb": round(peak, 1),
+           "vmhwm_mb": round(_status_mb("VmHWM"), 1), "peak_growth_mb": round(peak - before, 1)}
+    if args.backend == "cupy":                           # on the GPU, device memory is what counts
+        if args.memory_child == "torch":
+            out["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        else:
+            import cupy
+            out["gpu_peak_mb"] = round(cupy.get_default_memory_pool().total_bytes() / 2**20, 1)   # pool held
+    print(json.dumps(out))
 
 
 def measure_memory(args, framework):
@@ -271,9 +279,13 @@ def main(argv=None):
             if i == 0:
                 check["torch"] = (float(ld), float(lg))
 
+    # A pause before each timed run lets the other library's idle threads stop spinning
+    # (OpenBLAS workers busy-wait up to ~0.1 s after a GEMM) so neither is charged for them.
     pairs = []
     for _ in range(args.repeats):
+        time.sleep(args.settle)
         t_tg, _ = run_tg(args.steps)
+        time.sleep(args.settle)
         t_pt = run_pt(args.steps)[0] if run_pt else None
         pairs.append((t_tg, t_pt))
 
@@ -340,6 +352,8 @@ def format_table(r):
         row("peak RSS, MB", memv("tinygan", "peak_rss_mb"), memv("torch", "peak_rss_mb"), fmt="{:.0f}")
         row("peak RSS growth in steps, MB", memv("tinygan", "peak_growth_mb"), memv("torch", "peak_growth_mb"),
             fmt="{:.0f}")
+        if memv("tinygan", "gpu_peak_mb") is not None:
+            row("peak GPU memory, MB", memv("tinygan", "gpu_peak_mb"), memv("torch", "gpu_peak_mb"), fmt="{:.0f}")
     if pt:
         lines += ["", f"tinygan / PyTorch examples/sec: median {r['ratio_median']:.2f} over {r['repeats']} "
                       f"interleaved pairs (min {r['ratio_min']:.2f}, max {r['ratio_max']:.2f})"]
