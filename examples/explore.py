@@ -193,7 +193,6 @@ def cmd_features(args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tinygan.dcgan import build
     from tinygan.explore import extract_features, probe_accuracy
     from tinygan.explore.features import load_digits_images
     from tinygan.io import atomic_write
@@ -204,9 +203,12 @@ def cmd_features(args):
     except ImportError as e:
         sys.exit(f"error: {e}")
     order = np.random.default_rng(args.seed).permutation(len(labels))
-    tr, te = order[:args.n_train], order[args.n_train:]
-    _, D_random = build(arch.get("recipe", "paper"), arch["latent_dim"], arch["features"], arch["image_size"],
-                        seed=args.seed + 100)
+    if args.n_train >= len(labels):
+        sys.exit(f"error: --n-train {args.n_train} leaves no test images ({len(labels)} digits in all)")
+    used = order[:args.n_train + (args.n_test or len(labels))]           # only these go through D
+    images, labels = images[used], labels[used]
+    tr, te = np.arange(args.n_train), np.arange(args.n_train, len(used))
+    _, D_random = initial_models(meta)                         # the paper's random-filter baseline: D before training
     results = {}
     for name, model in (("trained D", D), ("random D", D_random)):
         f = extract_features(model, images)
@@ -233,23 +235,31 @@ def cmd_features(args):
 
 
 # ----- filters ----------------------------------------------------------------------------
-def cmd_filters(args):
+def initial_models(meta):
+    """G and D as the run initialised them (same recipe, architecture and seed), before any training."""
     from tinygan.dcgan import build
-    from tinygan.explore import filter_images
+    a, cfg = meta["arch"], meta["config"]
+    return build(a.get("recipe", "paper"), a["latent_dim"], a["features"], a["image_size"],
+                 seed=cfg.get("seed", 0), upsample=a.get("upsample", "transpose"))
+
+
+def cmd_filters(args):
+    from tinygan.explore.inspect import first_layer_weights, scale_filters
     from tinygan.explore.pictures import labelled_rows
     G, D, meta = load(args)
-    arch = meta["arch"]
-    _, D_random = build(arch.get("recipe", "paper"), arch["latent_dim"], arch["features"], arch["image_size"],
-                        seed=args.seed + 100)
-    trained, random = filter_images(D), filter_images(D_random)
+    _, D0 = initial_models(meta)
+    w, w0 = first_layer_weights(D), first_layer_weights(D0)
     per_row = 16
     rows = []
-    for name, f in (("trained D", trained), ("random D", random)):
+    for name, f in (("trained D", w), ("the same D at\ninitialisation", w0), ("trained - initial\n(what was learned)", w - w0)):
+        f = scale_filters(f)
         for r in range(0, len(f), per_row):
             rows.append((name if r == 0 else "", f[r:r + per_row]))
-    save(labelled_rows(rows, scale=args.scale, label_width=100), args.out)
-    print(f"D's first layer: {len(trained)} filters of 3x{trained.shape[2]}x{trained.shape[3]}, "
-          "each scaled to its own largest |weight|")
+    save(labelled_rows(rows, scale=args.scale, label_width=140), args.out)
+    corr = np.corrcoef(w.ravel(), w0.ravel())[0, 1]
+    print(f"D's first layer: {len(w)} filters of 3x{w.shape[2]}x{w.shape[3]}, each scaled to its own largest |weight|")
+    print(f"mean |w| {np.abs(w).mean():.4f} (at initialisation {np.abs(w0).mean():.4f}); mean |trained - initial| "
+          f"{np.abs(w - w0).mean():.4f}; correlation with the initial filters {corr:.2f}")
 
 
 # ----- saliency ---------------------------------------------------------------------------
@@ -357,11 +367,13 @@ COMMANDS = {
     "features": (cmd_features, "D as a feature extractor: a linear probe on digits, trained vs random D.",
                  "Every D block's activations max-pooled to 4x4 and concatenated, then a linear classifier "
                  "(tinygan's Conv2d 1x1 + BCE one-vs-rest + Adam) on scikit-learn's 8x8 digits, upscaled "
-                 "(paper, section 5.1: the discriminator's features beat random filters). Needs "
+                 "(paper, section 5.1: the discriminator's features beat random filters; the random D here is "
+                 "the run's own D before training). Needs "
                  "pip install -e '.[explore]'."),
-    "filters": (cmd_filters, "D's first-layer filters, trained vs randomly initialised.",
-                "Each of D's first-layer 3xKxK filters as a tiny RGB picture, scaled to its own largest weight. "
-                "Trained filters show colour blobs and edges; random ones are noise."),
+    "filters": (cmd_filters, "D's first-layer filters: trained, at initialisation, and the difference.",
+                "Each of D's first-layer 3xKxK filters as a tiny RGB picture, scaled to its own largest weight: "
+                "after training, as the run initialised them (the same seed), and their difference, which is "
+                "what training added (a short run leaves the filters close to their random start)."),
     "saliency": (cmd_saliency, "Saliency: which pixels D's verdict depends on.",
                  "|dD(x)/dx|, max over colour channels, for real and generated images: the input gradient "
                  "that tinygan's hand-written D.backward returns for free (Simonyan et al. 2014)."),
@@ -408,6 +420,7 @@ def parser():
     sp["memorisation"].add_argument("--show", type=positive_int, default=12, help="rows in the picture (default 12)")
     sp["swd"].add_argument("--n", type=positive_int, default=512, help="images per set (default 512; at most half the data)")
     sp["features"].add_argument("--n-train", type=positive_int, default=1000, help="digits to train the probe on (default 1000; the other 797 test it)")
+    sp["features"].add_argument("--n-test", type=positive_int, help="digits to test on (default: all the others)")
     sp["features"].add_argument("--epochs", type=positive_int, default=30, help="probe training epochs (default 30)")
     sp["saliency"].add_argument("--n", type=positive_int, default=8, help="images per row (default 8)")
     sp["saliency"].add_argument("--d-bn", choices=["batch", "running"], default="batch",

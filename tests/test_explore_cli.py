@@ -91,17 +91,18 @@ def test_swd_filters_saliency_summary(tiny_run, capsys):
 
 def test_checkerboard_with_and_without_checkpoint(tiny_run, capsys):
     ckpt, tmp = tiny_run
-    out = explore_cli(["checkerboard", "--out", tmp / "cb.png"], capsys)
+    out = explore_cli(["checkerboard", "--out", tmp / "cb.png", "--size", 4], capsys)
     assert "ConvT k4 s2 p1: interior values [4], border [1, 2]" in out
     assert "ConvT k3 s2 p1: interior values [1, 2, 4]" in out
-    explore_cli(["checkerboard", "--out", tmp / "cb2.png", "--checkpoint", ckpt], capsys)
+    explore_cli(["checkerboard", "--out", tmp / "cb2.png", "--checkpoint", ckpt, "--size", 4], capsys)
     a, b = png(tmp / "cb.png"), png(tmp / "cb2.png")
     assert a.shape == b.shape and not np.array_equal(a, b)                  # the sixth panel is drawn
 
 
 def test_features(tiny_run, capsys):
     ckpt, tmp = tiny_run
-    args = ["features", "--checkpoint", str(ckpt), "--out", str(tmp / "probe.png"), "--epochs", "3"]
+    args = ["features", "--checkpoint", str(ckpt), "--out", str(tmp / "probe.png"), "--epochs", "3",
+            "--n-train", "100", "--n-test", "60"]
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -110,3 +111,4 @@ def test_features(tiny_run, capsys):
         return
     out = explore_cli(args, capsys)
     assert "trained D" in out and "random D" in out and "pixels" in out
+    assert "digits: 100 training and 60 test images, upscaled 8x8 -> 16x16" in out

@@ -4,7 +4,8 @@ Notation: N images (N, 3, H, W); D(x) the logit (N,); F filters of size K×K in 
 
 Filters. D's first Conv2d has weight (F, 3, K, K): F small RGB pictures that each first-layer
 unit correlates the image with. Each is scaled by its own largest |value| to [-1, 1] so the
-grid shows its pattern (edges, colour blobs); a random-init D's look like noise.
+grid shows its pattern. Training starts from random N(0, 0.02) filters and a short run moves
+them only part of the way, so the difference trained − initial shows what was learned.
 
 Saliency (Simonyan et al. 2014). The gradient of the logit with respect to the pixels,
 
@@ -34,11 +35,21 @@ def first_conv(D):
     raise ValueError(f"{type(D).__name__} has no Conv2d")
 
 
-def filter_images(D):
-    """D's first-layer weights (F, 3, K, K), each filter divided by its largest |value|: in [-1, 1], ready for make_grid."""
-    w = backend.to_numpy(first_conv(D).weight.data).astype(np.float64)
+def first_layer_weights(D):
+    """D's first-layer weights as a NumPy (F, 3, K, K) float64 array."""
+    return backend.to_numpy(first_conv(D).weight.data).astype(np.float64)
+
+
+def scale_filters(w):
+    """(F, 3, K, K) → the same, each filter divided by its largest |value|: in [-1, 1], ready for make_grid."""
+    w = np.asarray(w, dtype=np.float64)
     peak = np.abs(w).reshape(len(w), -1).max(axis=1)
     return (w / np.where(peak > 0, peak, 1.0)[:, None, None, None]).astype(np.float32)
+
+
+def filter_images(D):
+    """D's first-layer filters, each scaled to [-1, 1] by its largest |value|: (F, 3, K, K)."""
+    return scale_filters(first_layer_weights(D))
 
 
 def saliency(D, x, bn="running"):
