@@ -286,7 +286,8 @@ def cmd_checkerboard(args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tinygan.explore.checkerboard import constant_response, overlap_count, resize_conv_layer, transpose_layer
+    from tinygan.explore.checkerboard import (constant_response, overlap_count, phase_spread, resize_conv_layer,
+                                              transpose_layer)
     from tinygan.io import atomic_write
     panels = [(f"overlap count, ConvT k{k} s2 p1", overlap_count(k, 2, 1, args.size), True) for k in (3, 4, 5)]
     panels += [("random ConvT k4 s2 p1,\nconstant input", constant_response(transpose_layer(seed=args.seed)), False),
@@ -304,6 +305,9 @@ def cmd_checkerboard(args):
     for title, grid, _ in panels[:3]:
         inner = grid[1:-1, 1:-1]
         print(f"{title}: interior values {sorted(set(inner.ravel().tolist()))}, border {sorted(set(grid[0].tolist()))}")
+    for title, grid, _ in panels[3:]:
+        print(f"{title.replace(chr(10), ' ')}: 2x2 phase spread {phase_spread(grid):.3f} "
+              "(spread of the four phase means / mean |output|; 0 = no checkerboard)")
     fig, axes = plt.subplots(2, 3, figsize=(9.3, 6.8), dpi=90)
     axes = axes.ravel()
     for ax in axes[len(panels):]:

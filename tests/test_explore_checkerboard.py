@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinygan.explore.checkerboard import (constant_response, overlap_count, overlap_count_reference,
+from tinygan.explore.checkerboard import (constant_response, overlap_count, overlap_count_reference, phase_spread,
                                           resize_conv_layer, transpose_layer)
 
 
@@ -37,3 +37,10 @@ def test_constant_input_k4_s2_gives_a_2x2_pattern_resize_conv_a_flat_interior():
     assert np.ptp(t[:2, :2]) > 0.1                                    # but not constant: the four phases differ
     r = constant_response(resize_conv_layer(seed=0), in_size=8)[1:-1, 1:-1]
     np.testing.assert_allclose(r, r[0, 0], atol=1e-5)
+    assert phase_spread(r) < 1e-5 and phase_spread(constant_response(transpose_layer(seed=0), in_size=8)) > 0.1
+
+
+def test_phase_spread_of_a_known_pattern():
+    board = np.tile([[1.0, 3.0], [3.0, 1.0]], (6, 6))                # phase means 1, 3, 3, 1; mean |x| 2
+    assert phase_spread(board) == 1.0
+    assert phase_spread(np.full((12, 12), -2.0)) == 0.0

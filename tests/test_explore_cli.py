@@ -99,16 +99,16 @@ def test_checkerboard_with_and_without_checkpoint(tiny_run, capsys):
     assert a.shape == b.shape and not np.array_equal(a, b)                  # the sixth panel is drawn
 
 
-def test_features(tiny_run, capsys):
+def test_features(tiny_run, capsys, monkeypatch):
     ckpt, tmp = tiny_run
     args = ["features", "--checkpoint", str(ckpt), "--out", str(tmp / "probe.png"), "--epochs", "3",
             "--n-train", "100", "--n-test", "60"]
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        with pytest.raises(SystemExit, match=r"pip install -e '\.\[explore\]'"):
+    with monkeypatch.context() as m:                                   # without scikit-learn: one clear line
+        m.setitem(sys.modules, "sklearn", None)
+        m.setitem(sys.modules, "sklearn.datasets", None)
+        with pytest.raises(SystemExit, match=r"^error: .*pip install -e '\.\[explore\]'$"):
             explore.main(args)
-        return
+    pytest.importorskip("sklearn", reason="scikit-learn (the 'explore' extra) provides the digits set")
     out = explore_cli(args, capsys)
     assert "trained D" in out and "random D" in out and "pixels" in out
     assert "digits: 100 training and 60 test images, upscaled 8x8 -> 16x16" in out

@@ -66,3 +66,15 @@ def resize_conv_layer(channels=1, seed=0):
     conv = Conv2d(channels, 1, 3, 1, 1, bias=False)
     conv.weight.data[...] = np.random.default_rng(seed).standard_normal(conv.weight.shape)
     return Sequential(Upsample(2), conv)
+
+
+def phase_spread(response, border=2):
+    """How 2×2-periodic an (OH, OW) response is: (max − min of the four phase means) / mean |value|.
+
+    The interior (``border`` pixels in from each edge) is split into its four phases
+    (even/odd row × even/odd column); a flat response gives 0, a checkerboard a large value.
+    """
+    inner = np.asarray(response, dtype=np.float64)[border:-border, border:-border]
+    phases = [inner[i::2, j::2].mean() for i in range(2) for j in range(2)]
+    scale = np.abs(inner).mean()
+    return float(np.ptp(phases) / scale) if scale > 0 else 0.0
