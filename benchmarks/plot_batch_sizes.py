@@ -1,11 +1,11 @@
 """Examples/sec against batch size, tinygan and PyTorch: runs train_step.py per batch size, plots.
 
     .venv/bin/python benchmarks/plot_batch_sizes.py --threads 2 --repeats 5
-    .venv/bin/python benchmarks/plot_batch_sizes.py --from-json docs/img/speed_vs_batch.json
+    .venv/bin/python benchmarks/plot_batch_sizes.py --from-json benchmarks/speed_vs_batch.json
 
 Each batch size is measured by its own ``benchmarks/train_step.py --json`` process
 (interleaved pairs, median), so one size cannot warm or pollute the next. The raw
-results are saved beside the figure (``--json-out``) and ``--from-json`` redraws the
+results are saved in benchmarks/speed_vs_batch.json (``--json-out``) and ``--from-json`` redraws the
 figure from them without measuring again. Matplotlib runs with the Agg backend.
 """
 import argparse
@@ -24,7 +24,8 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "img", "speed_vs_batch.png"))
-    ap.add_argument("--json-out", default=None, help="where to save the raw results (default: --out with .json)")
+    ap.add_argument("--json-out", default=os.path.join(HERE, "speed_vs_batch.json"),
+                    help="where to save the raw results")
     ap.add_argument("--from-json", default=None, help="redraw from saved results instead of measuring")
     return ap.parse_args(argv)
 
@@ -59,7 +60,9 @@ def plot(results, out):
     ax.set_xlabel("batch size")
     ax.set_ylabel("examples / second (median)")
     r0 = results[0]
-    ax.set_title(f"DCGAN {r0['image_size']}×{r0['image_size']} training step, {r0['threads']} threads, CPU\n"
+    loads = sorted(r["load_average"][0] for r in results if "load_average" in r)
+    load = f", machine load {loads[len(loads) // 2]:.1f}" if loads else ""
+    ax.set_title(f"DCGAN {r0['image_size']}×{r0['image_size']} training step, {r0['threads']} threads, CPU{load}\n"
                  "(×: tinygan / PyTorch, median of interleaved pairs)", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -76,11 +79,9 @@ def main(argv=None):
             results = json.load(f)
     else:
         results = [measure(int(b), args.threads, args.repeats) for b in args.batch_sizes.split(",")]
-        json_out = args.json_out or os.path.splitext(args.out)[0] + ".json"
-        os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
-        with open(json_out, "w") as f:
+        with open(args.json_out, "w") as f:
             json.dump(results, f, indent=1)
-        print(f"wrote {json_out}")
+        print(f"wrote {args.json_out}")
     for r in results:
         line = f"batch {r['batch_size']:>4}: tinygan {r['tinygan_stats']['examples_per_sec']:6.1f} ex/s"
         if "torch_stats" in r:

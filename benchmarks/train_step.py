@@ -16,8 +16,10 @@ How it measures:
   * GFLOP/s counts the convolutions' multiply-adds (2 FLOP each) that the step needs —
     the same count for both frameworks (see ``step_flops``);
   * peak memory: each framework runs its steps alone in a child process that imports only
-    that framework; the child reports its peak RSS (ru_maxrss) and the growth of the peak
-    over its RSS just before the first step.
+    that framework; the child reports its peak RSS (ru_maxrss) and the growth of that peak
+    over its RSS just before the first step. (PyTorch's growth includes its gradients and
+    Adam moments, 3 × 25 MB at 64 features, which it creates in step 1; tinygan creates
+    them before. RSS between steps says little: freed memory stays with the allocator.)
 
 --backend cupy times tinygan on the GPU with cupy.cuda.Event and PyTorch on 'cuda' with
 torch.cuda.Event; without CuPy or a GPU it stops with the message of tinygan.backend.use.

@@ -94,7 +94,7 @@ class Conv2d(_ConvBase):
     forward:  (N, C, H, W) -> (N, O, OH, OW),  OH = floor((H + 2p − K)/s) + 1
               Y = W2 · colsᵀ + b  as an (O, OH·OW·N) matrix, then back to (N, O, OH, OW)
     backward: with dY the upstream gradient as an (O, OH·OW·N) matrix,
-        dW = dY · colsᵀᵀ                   (O, C·K·K)  summed over every window
+        dW = dY · (colsᵀ)ᵀ                 (O, C·K·K)  summed over every window
         db = Σ_{oy,ox,n} dY                (O,)
         dx = col2im(W2ᵀ · dY)              overlapping windows add up
     """
@@ -130,7 +130,7 @@ class Conv2d(_ConvBase):
         xp, dt = backend.get_array_module(dout), dout.dtype
         dY = as_chwn(dout).reshape(O, OH * OW * N)                      # free for a tinygan gradient
         if self.weight.requires_grad:
-            self.weight.grad += _matmul_nt(dY, self.cols).reshape(self.weight.shape)   # dY · colsᵀᵀ
+            self.weight.grad += _matmul_nt(dY, self.cols).reshape(self.weight.shape)   # dY · (colsᵀ)ᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dY.sum(axis=1)
         if not self.needs_input_grad:
