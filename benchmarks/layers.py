@@ -55,8 +55,8 @@ def main(argv=None):
     tinygan.use("numpy", np.float32)
     N = args.batch_size
     G, D = build("paper", seed=0)
-    Gt = torch_dcgan.from_tinygan(G, torch_dcgan.Generator())
-    Dt = torch_dcgan.from_tinygan(D, torch_dcgan.Discriminator())
+    Gt = torch_dcgan.from_tinygan(G, torch_dcgan.Generator(inplace=False))       # layers timed alone
+    Dt = torch_dcgan.from_tinygan(D, torch_dcgan.Discriminator(inplace=False))
     rng = np.random.default_rng(0)
     flops = {id(layer): 2 * m for net, hw in ((G, (1, 1)), (D, (64, 64))) for layer, m in conv_macs(net, N, hw)}
 

@@ -3,6 +3,8 @@
 Same layers in the same order as ``tinygan.dcgan`` (bias-free convolutions, BatchNorm,
 no BatchNorm on D's first layer), wrapped in ``main`` so that the parameter names match
 (``main.0.weight`` …) and ``from_tinygan`` can copy tinygan's state_dict across as is.
+The activations work in place by default, as in PyTorch's DCGAN example (about 2% faster
+here); ``inplace=False`` gives layers that can be timed one at a time.
 
 ``torch_train_step`` is tinygan's ``train_step`` written in PyTorch, line for line: the
 D step backpropagates each half (real, fake) on its own with the ½ factor, the fake batch
@@ -16,14 +18,15 @@ from torch import nn
 
 
 class Generator(nn.Module):
-    def __init__(self, latent_dim=100, features=64, image_size=64, channels=3):
+    def __init__(self, latent_dim=100, features=64, image_size=64, channels=3, inplace=True):
         super().__init__()
         n = int(np.log2(image_size // 4))                 # 3 stride-2 blocks for 64×64
         width = features * 2 ** (n - 1)
-        layers = [nn.ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        layers = [nn.ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False), nn.BatchNorm2d(width),
+                  nn.ReLU(inplace)]
         for _ in range(n - 1):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
-                       nn.ReLU()]
+                       nn.ReLU(inplace)]
             width //= 2
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
@@ -33,14 +36,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, features=64, image_size=64, channels=3):
+    def __init__(self, features=64, image_size=64, channels=3, inplace=True):
         super().__init__()
         n = int(np.log2(image_size // 4))
-        layers = [nn.Conv2d(channels, features, 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        layers = [nn.Conv2d(channels, features, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace)]
         width = features
         for _ in range(n - 1):
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
-                       nn.LeakyReLU(0.2)]
+                       nn.LeakyReLU(0.2, inplace)]
             width *= 2
         layers += [nn.Conv2d(width, 1, 4, 1, 0, bias=False)]
         self.main = nn.Sequential(*layers)
