@@ -143,7 +143,7 @@ def test_help_explains_defaults_and_sampling(capsys):
         pokemon.main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    assert "--backend" in text and "sample --checkpoint" in text and "64x64, batch 256, 20 epochs" in text
+    assert "--backend" in text and "sample --checkpoint" in text and "64x64, features 64, batch 256," in text
 
 
 def test_sigterm_writes_checkpoint_and_resume_finishes(sprite_folder, tmp_path):
