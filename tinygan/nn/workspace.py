@@ -19,6 +19,11 @@ to the largest request seen. The rules that make this safe:
 Its contents are garbage on arrival (as ``empty``'s): fill it completely, or zero it.
 ``clear()`` gives the memory back. The plain version of every use is
 ``xp.empty(shape, dtype)``; ``set_enabled(False)`` switches to exactly that.
+
+Measured on the DCGAN at batch 64 (2 cores): with fresh arrays the kernel spent 0.12–0.21 s
+of system time per training step handing out zeroed pages for the 64 MB column matrices
+(getrusage), against 0.01–0.04 s with reuse; the price is about 40 MB more peak RSS,
+since the buffers stay allocated between steps.
 """
 import math
 
