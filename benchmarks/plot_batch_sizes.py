@@ -50,9 +50,9 @@ def plot(results, out):
     if all("torch_stats" in r for r in results):
         pt = [r["torch_stats"]["examples_per_sec"] for r in results]
         ax.plot(bs, pt, "s--", color="tab:blue", label=f"PyTorch {results[0]['torch']} (CPU)")
-        for b, y, r in zip(bs, tg, results):
-            ax.annotate(f"×{r['ratio_median']:.2f}", (b, y), textcoords="offset points", xytext=(0, 8),
-                        ha="center", fontsize=8, color="tab:orange")
+        for b, y, y_pt, r in zip(bs, tg, pt, results):           # the label on the free side of the point
+            ax.annotate(f"×{r['ratio_median']:.2f}", (b, y), textcoords="offset points",
+                        xytext=(0, 8) if y >= y_pt else (0, -14), ha="center", fontsize=8, color="tab:orange")
     ax.set_xscale("log", base=2)
     ax.set_xticks(bs)
     ax.set_xticklabels([str(b) for b in bs])
@@ -61,7 +61,7 @@ def plot(results, out):
     ax.set_ylabel("examples / second (median)")
     r0 = results[0]
     loads = sorted(r["load_average"][0] for r in results if "load_average" in r)
-    load = f", machine load {loads[len(loads) // 2]:.1f}" if loads else ""
+    load = f", load average {loads[len(loads) // 2]:.1f}" if loads else ""
     ax.set_title(f"DCGAN {r0['image_size']}×{r0['image_size']} training step, {r0['threads']} threads, CPU{load}\n"
                  "(×: tinygan / PyTorch, median of interleaved pairs)", fontsize=9)
     ax.grid(True, alpha=0.3)
