@@ -14,7 +14,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 EPILOG = """\
-defaults depend on the backend: numpy trains 32x32 images, features 32, batch 32, 50 epochs
+defaults depend on the backend: numpy trains 32x32 images, features 32, batch 32, 120 epochs
 (about 10 minutes on 2 cores); cupy trains d2l's full job: 64x64, features 64, batch 256,
 20 epochs.
 Without --data, d2l's Pokémon zip is downloaded once into $TINYGAN_HOME (~/.cache/tinygan).
@@ -76,7 +76,7 @@ def train_parser():
     p.add_argument("--data", metavar="FOLDER_OR_ZIP",
                    help="image folder (searched recursively) or .zip; default: download d2l's Pokémon set")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/pokemon, or the resumed run's)")
-    p.add_argument("--epochs", type=positive_int, help="epochs to train in all (numpy 50, cupy 20)")
+    p.add_argument("--epochs", type=positive_int, help="epochs to train in all (numpy 120, cupy 20)")
     p.add_argument("--batch-size", type=positive_int, help="images per step (numpy 32, cupy 256)")
     p.add_argument("--image-size", type=image_size, help="side of the square images (numpy 32, cupy 64)")
     p.add_argument("--latent-dim", type=positive_int, help="size of z (default 100)")

@@ -48,9 +48,9 @@ from .progress import Progress, format_bytes, format_seconds
 # Defaults that make sense per backend: d2l's full job on a GPU, a ~10-minute job on 2 CPU cores.
 BACKEND_DEFAULTS = {
     "cupy": dict(image_size=64, features=64, batch_size=256, epochs=20),
-    # 32×32, half the width and batch 32: ~2,000 small steps in 10 minutes teach G more
+    # 32×32, half the width and batch 32: ~5,000 small steps in 10 minutes teach G more
     # than ~700 steps of the full-width net would (both measured on 2 cores).
-    "numpy": dict(image_size=32, features=32, batch_size=32, epochs=50),
+    "numpy": dict(image_size=32, features=32, batch_size=32, epochs=120),
 }
 # How often the losses come to the host (seconds): every step on NumPy, where that is free;
 # on a GPU each copy waits for the device to finish, so the steps in between run unsynchronised.
