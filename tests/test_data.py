@@ -100,6 +100,17 @@ def test_palette_with_transparency(tmp_path):
     assert np.all(u[0] == WHITE) and np.all(u[1:] == BLUE)
 
 
+def test_palette_without_transparency_keeps_every_colour(tmp_path):
+    index = np.ones((6, 6), np.uint8)
+    index[0, :] = 0                             # index 0 is plain red here: nothing is transparent
+    image = Image.fromarray(index, "P")
+    image.putpalette(list(RED) + list(BLUE) + [0, 0, 0] * 254)
+    save(image, tmp_path / "p.png")
+    assert "transparency" not in Image.open(tmp_path / "p.png").info
+    u = pixels(load(tmp_path, image_size=6))[0]
+    assert np.all(u[0] == RED) and np.all(u[1:] == BLUE)
+
+
 def test_grey_with_alpha(tmp_path):
     la = np.zeros((4, 4, 2), np.uint8)
     la[...] = (50, 255)

@@ -170,6 +170,38 @@ def test_disk_full_at_a_save_stops_and_keeps_the_previous_checkpoint(tmp_path, f
     assert checkpoint.load(ck)["meta"]["epoch"] == 1
 
 
+def test_ctrl_c_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, five_images, monkeypatch, capsys):
+    """SIGINT after step 4 (the middle of epoch 2) writes a checkpoint there; resuming it ends
+    bit-identical to a run that was never interrupted."""
+    import os
+    import signal
+
+    straight = train_mod.run(_cfg(tmp_path, five_images, epochs=3, batch_size=2, out=str(tmp_path / "straight")))
+    real_step, calls = train_mod.train_step, {"n": 0}
+
+    def interrupted(*args, **kw):
+        calls["n"] += 1
+        result = real_step(*args, **kw)
+        if calls["n"] == 2 + 4:                          # 2 timing steps, then the 4th training step
+            os.kill(os.getpid(), signal.SIGINT)          # as Ctrl-C: handled between steps
+        return result
+
+    monkeypatch.setattr(train_mod, "train_step", interrupted)
+    cfg = _cfg(tmp_path, five_images, epochs=3, batch_size=2, out=str(tmp_path / "split"))
+    with pytest.raises(KeyboardInterrupt, match=r"(?s)SIGINT: stopped after step 4 \(epoch 2, batch 1/3\).*--resume"):
+        train_mod.run(cfg)
+    ck = tmp_path / "split" / "checkpoint.npz"
+    meta = checkpoint.load(ck)["meta"]
+    assert (meta["epoch"], meta["batch"], meta["step"]) == (1, 1, 4)
+    monkeypatch.setattr(train_mod, "train_step", real_step)
+    resumed = train_mod.run(cfg, resume=str(ck))
+    assert resumed["steps"] == straight["steps"] == 9
+    a, b = checkpoint.load(tmp_path / "straight" / "checkpoint.npz"), checkpoint.load(ck)
+    for group in ("G", "D", "opt_G", "opt_D"):
+        for k in a[group]:
+            np.testing.assert_array_equal(a[group][k], b[group][k], err_msg=f"{group}/{k}")
+
+
 def test_log_is_rewritten_whole_from_the_checkpoint_on_resume(tmp_path, five_images):
     train_mod.run(_cfg(tmp_path, five_images, epochs=1))
     ck = str(tmp_path / "run" / "checkpoint.npz")
