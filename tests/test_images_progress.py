@@ -64,3 +64,16 @@ def test_trim_crops_transparent_borders_before_padding():
     red = (trimmed == (255, 0, 0)).all(axis=-1)
     assert red[1:21, 6:16].all() and red.sum() == 200   # the sprite fills the height
     assert (framed == (255, 0, 0)).all(axis=-1).sum() == 200 and (framed[0, 0] == 255).all()
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    from tinygan.io import atomic_write
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "f.bin") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644     # not mkstemp's 0600
