@@ -57,3 +57,44 @@ def _randn(xp, *shape, dtype=np.float64, seed=0):
 @pytest.fixture
 def randn():
     return _randn
+
+
+# ----- the training run --------------------------------------------------------------------
+
+def make_sprites(folder, n=12, size=(48, 40)):
+    """n made-up RGBA sprites in ``folder``: a flat-coloured box in a transparent frame."""
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        a = np.zeros((h, w, 4), np.uint8)
+        a[h // 6:h - h // 6, w // 5:w - w // 5, :3] = rng.integers(0, 255, 3)
+        a[h // 6:h - h // 6, w // 5:w - w // 5, 3] = 255
+        Image.fromarray(a, "RGBA").save(folder / f"s{i:02d}.png")
+    return folder
+
+
+@pytest.fixture
+def sprites(tmp_path):
+    """Twelve made-up RGBA sprites (48×40)."""
+    return make_sprites(tmp_path / "sprites")
+
+
+# train.run times two throwaway steps (its ETA) before the first real one.
+TIMING_STEPS = 2
+
+
+def on_train_step(monkeypatch, call, action):
+    """Make tinygan.train's n-th ``train_step`` call (counting the timing steps) run ``action(result)``
+    on its (loss_D, loss_G) and return what that gives: a NaN, a signal, …"""
+    from tinygan import train as train_mod
+    real_step, calls = train_mod.train_step, {"n": 0}
+
+    def wrapped(*args, **kw):
+        calls["n"] += 1
+        result = real_step(*args, **kw)
+        return action(result) if calls["n"] == call else result
+
+    monkeypatch.setattr(train_mod, "train_step", wrapped)
+    return real_step

@@ -39,6 +39,8 @@ from tinygan.nn import cuda_kernels as ck
 from tinygan.nn.im2col import conv_out_size, deconv_out_size
 from tinygan.optim import Adam
 
+from conftest import TIMING_STEPS, on_train_step
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "pokemon.py"
 
@@ -426,20 +428,6 @@ def test_checkpoint_from_the_device_continues_on_numpy_and_back(tmp_path):
 
 # ----- the training run and the example ----------------------------------------------------
 
-@pytest.fixture
-def sprites(tmp_path):
-    """Twelve made-up RGBA sprites."""
-    folder = tmp_path / "sprites"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        a = np.zeros((40, 48, 4), np.uint8)
-        a[6:34, 10:38, :3] = rng.integers(0, 255, 3)
-        a[6:34, 10:38, 3] = 255
-        Image.fromarray(a, "RGBA").save(folder / f"s{i:02d}.png")
-    return folder
-
-
 def test_run_on_the_device_matches_numpy_and_reports_divergence_at_its_step(sprites, tmp_path, monkeypatch, capsys):
     """train.run on the device: the dataset is uploaded once, the per-epoch records follow NumPy's
     (float32, 2 epochs: within a loose bound), and a NaN at step 5 is reported as step 5 even though
@@ -456,14 +444,7 @@ def test_run_on_the_device_matches_numpy_and_reports_divergence_at_its_step(spri
         for k in ("loss_D", "loss_G", "D(x)", "D(G(z))"):
             assert abs(rc[k] - rd[k]) <= 1e-3 * max(1.0, abs(rc[k])), f"epoch {rc['epoch']} {k}: {rc[k]} vs {rd[k]}"
 
-    real_step, calls = train_mod.train_step, {"n": 0}
-
-    def poisoned(*args, **kw):
-        calls["n"] += 1
-        loss_D, loss_G = real_step(*args, **kw)
-        return (loss_D * np.nan, loss_G) if calls["n"] == 2 + 3 + 2 else (loss_D, loss_G)
-
-    monkeypatch.setattr(train_mod, "train_step", poisoned)
+    on_train_step(monkeypatch, TIMING_STEPS + 3 + 2, lambda losses: (losses[0] * np.nan, losses[1]))
     monkeypatch.setitem(train_mod.SYNC_SECONDS, DEVICE, 1e9)          # one window per epoch
     with pytest.raises(train_mod.TrainingDiverged, match=r"diverged at step 5 \(epoch 2\)"):
         train_mod.run(train_mod.Config(backend=DEVICE, out=str(tmp_path / "nan"), **{**base, "epochs": 3}))

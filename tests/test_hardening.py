@@ -15,6 +15,8 @@ from tinygan.nn import (BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, ReLU, S
                         conv_out_size, deconv_out_size)
 from tinygan.optim import Adam
 
+from conftest import TIMING_STEPS, on_train_step
+
 
 def _saved(tmp_path, image_size=16, name="ck.npz"):
     G, D = build(latent_dim=8, features=4, image_size=image_size, seed=0)
@@ -177,16 +179,11 @@ def test_ctrl_c_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, 
     import signal
 
     straight = train_mod.run(_cfg(tmp_path, five_images, epochs=3, batch_size=2, out=str(tmp_path / "straight")))
-    real_step, calls = train_mod.train_step, {"n": 0}
+    def ctrl_c(losses):
+        os.kill(os.getpid(), signal.SIGINT)              # as Ctrl-C: handled between steps
+        return losses
 
-    def interrupted(*args, **kw):
-        calls["n"] += 1
-        result = real_step(*args, **kw)
-        if calls["n"] == 2 + 4:                          # 2 timing steps, then the 4th training step
-            os.kill(os.getpid(), signal.SIGINT)          # as Ctrl-C: handled between steps
-        return result
-
-    monkeypatch.setattr(train_mod, "train_step", interrupted)
+    real_step = on_train_step(monkeypatch, TIMING_STEPS + 4, ctrl_c)
     cfg = _cfg(tmp_path, five_images, epochs=3, batch_size=2, out=str(tmp_path / "split"))
     with pytest.raises(KeyboardInterrupt, match=r"(?s)SIGINT: stopped after step 4 \(epoch 2, batch 1/3\).*--resume"):
         train_mod.run(cfg)

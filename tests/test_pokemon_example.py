@@ -17,6 +17,7 @@ SPRITES = ROOT.parent / "shared" / "data" / "pokesprite-gen8"
 
 sys.path.insert(0, str(ROOT / "examples"))
 import pokemon  # noqa: E402
+from conftest import TIMING_STEPS, make_sprites, on_train_step  # noqa: E402
 
 
 @pytest.fixture
@@ -28,12 +29,7 @@ def sprite_folder(tmp_path):
         for f in sorted(SPRITES.glob("*.png"))[:12]:
             (folder / f.name).write_bytes(f.read_bytes())
     else:
-        rng = np.random.default_rng(0)
-        for i in range(12):
-            a = np.zeros((56, 68, 4), np.uint8)
-            a[10:46, 20:50, :3] = rng.integers(0, 255, 3)
-            a[10:46, 20:50, 3] = 255
-            Image.fromarray(a, "RGBA").save(folder / f"s{i:02d}.png")
+        make_sprites(folder, size=(68, 56))
     return folder
 
 
@@ -175,15 +171,8 @@ def test_divergence_stops_with_the_step_and_keeps_last_checkpoint(sprite_folder,
     out = tmp_path / "run"
     cfg = train_mod.Config(data=str(sprite_folder), out=str(out), epochs=3, image_size=16, features=4,
                            latent_dim=8, batch_size=4, progress=False)
-    real_step = train_mod.train_step
-    calls = {"n": 0}
-
-    def poisoned(*args, **kw):
-        calls["n"] += 1
-        loss_D, loss_G = real_step(*args, **kw)
-        return (loss_D * np.nan, loss_G) if calls["n"] == 2 + 3 + 2 else (loss_D, loss_G)  # 2 timing + epoch 1 + 2
-
-    monkeypatch.setattr(train_mod, "train_step", poisoned)
+    # step 5 = the 2nd of epoch 2 (3 steps per epoch): loss_D turns NaN
+    on_train_step(monkeypatch, TIMING_STEPS + 3 + 2, lambda losses: (losses[0] * np.nan, losses[1]))
     with pytest.raises(train_mod.TrainingDiverged, match="diverged at step 5 \\(epoch 2\\)"):
         train_mod.run(cfg)
     with np.load(out / "checkpoint.npz") as ck:

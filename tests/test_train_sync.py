@@ -13,22 +13,9 @@ import signal
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import TIMING_STEPS, on_train_step
 from tinygan import train as train_mod
-
-
-@pytest.fixture
-def sprites(tmp_path):
-    folder = tmp_path / "sprites"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        a = np.zeros((20, 24, 4), np.uint8)
-        a[4:16, 5:19, :3] = rng.integers(0, 255, 3)
-        a[4:16, 5:19, 3] = 255
-        Image.fromarray(a, "RGBA").save(folder / f"s{i:02d}.png")
-    return folder
 
 
 def _cfg(folder, out, **kw):
@@ -65,15 +52,7 @@ def test_windowed_sync_changes_no_result(sprites, tmp_path, monkeypatch):
 
 def test_windowed_divergence_names_the_first_bad_step(sprites, tmp_path, monkeypatch, whole_epoch_windows):
     """Step 5 of 6 turns NaN; the window is checked only after step 6, yet step 5 is reported."""
-    real_step = train_mod.train_step
-    calls = {"n": 0}
-
-    def poisoned(*args, **kw):
-        calls["n"] += 1
-        loss_D, loss_G = real_step(*args, **kw)
-        return (loss_D * np.nan, loss_G) if calls["n"] == 2 + 3 + 2 else (loss_D, loss_G)  # 2 timing + epoch 1 + 2
-
-    monkeypatch.setattr(train_mod, "train_step", poisoned)
+    on_train_step(monkeypatch, TIMING_STEPS + 3 + 2, lambda losses: (losses[0] * np.nan, losses[1]))
     out = tmp_path / "run"
     with pytest.raises(train_mod.TrainingDiverged, match=r"diverged at step 5 \(epoch 2\)") as e:
         train_mod.run(_cfg(sprites, out, epochs=3))
@@ -84,17 +63,11 @@ def test_windowed_divergence_names_the_first_bad_step(sprites, tmp_path, monkeyp
 
 
 def test_a_stop_mid_window_checkpoints_every_finished_step(sprites, tmp_path, monkeypatch, whole_epoch_windows):
-    real_step = train_mod.train_step
-    calls = {"n": 0}
+    def sigterm(losses):
+        os.kill(os.getpid(), signal.SIGTERM)           # the loop's handler only sets a flag
+        return losses
 
-    def stop_after_step_4(*args, **kw):
-        calls["n"] += 1
-        result = real_step(*args, **kw)
-        if calls["n"] == 2 + 4:                        # 2 timing steps, then step 4 of the run
-            os.kill(os.getpid(), signal.SIGTERM)       # the loop's handler only sets a flag
-        return result
-
-    monkeypatch.setattr(train_mod, "train_step", stop_after_step_4)
+    on_train_step(monkeypatch, TIMING_STEPS + 4, sigterm)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt, match="stopped after step 4"):
         train_mod.run(_cfg(sprites, out, epochs=3))
