@@ -131,7 +131,6 @@ def test_gather_is_the_transposed_convolution_canvas(k, s, p, output_padding):
     np.testing.assert_array_equal(chwn, canvas[:, p:p + OH, p:p + OW])
 
 
-@pytest.mark.skipif(not hasattr(im2col_mod, "col2im_chwn"), reason="im2col.col2im_chwn not in this tree")
 @pytest.mark.parametrize("k,s,p,shape", CASES[::3])
 def test_gather_twin_equals_the_layers_col2im_chwn(k, s, p, shape):
     N, C, H, W = shape
