@@ -146,7 +146,7 @@ def cmd_swd(args):
     import matplotlib.pyplot as plt
 
     from tinygan.explore import generate, latent, load_run_images, swd
-    from tinygan.io import atomic_write
+    from tinygan.images import save_figure
     G, _, meta = load(args)
     train, _, _ = load_run_images(meta, args.data)
     n = min(args.n, len(train) // 2)
@@ -180,10 +180,7 @@ def cmd_swd(args):
     else:
         axes[1].text(0.5, 0.5, "train with --swd-every N\nto log SWD per epoch", ha="center", va="center")
         axes[1].set_axis_off()
-    fig.tight_layout()
-    with atomic_write(args.out) as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
 
@@ -195,7 +192,7 @@ def cmd_features(args):
 
     from tinygan.explore import extract_features, probe_accuracy
     from tinygan.explore.features import load_digits_images
-    from tinygan.io import atomic_write
+    from tinygan.images import save_figure
     G, D, meta = load(args)
     arch = meta["arch"]
     try:
@@ -227,10 +224,7 @@ def cmd_features(args):
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("test accuracy")
     ax.set_title(f"Linear probe on digits ({len(tr)} train / {len(te)} test)")
-    fig.tight_layout()
-    with atomic_write(args.out) as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
 
@@ -288,7 +282,7 @@ def cmd_checkerboard(args):
 
     from tinygan.explore.checkerboard import (constant_response, overlap_count, phase_spread, resize_conv_layer,
                                               transpose_layer)
-    from tinygan.io import atomic_write
+    from tinygan.images import save_figure
     panels = [(f"overlap count, ConvT k{k} s2 p1", overlap_count(k, 2, 1, args.size), True) for k in (3, 4, 5)]
     panels += [("random ConvT k4 s2 p1,\nconstant input", constant_response(transpose_layer(seed=args.seed)), False),
                ("random Upsample(2) + Conv k3,\nconstant input", constant_response(resize_conv_layer(seed=args.seed)), False)]
@@ -321,10 +315,7 @@ def cmd_checkerboard(args):
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    with atomic_write(args.out) as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
 

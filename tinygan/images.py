@@ -62,6 +62,13 @@ def save_loss_plot(loss_D, loss_G, path, steps_per_epoch=None, title="DCGAN loss
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path):
+    """Lay out a matplotlib figure, write it to ``path`` as PNG (atomically) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
