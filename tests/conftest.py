@@ -98,3 +98,13 @@ def on_train_step(monkeypatch, call, action):
 
     monkeypatch.setattr(train_mod, "train_step", wrapped)
     return real_step
+
+
+def conv_cases(ksp, shapes):
+    """pytest params (k, s, p, shape) for every (k, s, p) × (N, C, H, W) whose convolution output is not empty."""
+    import itertools
+
+    from tinygan.nn.im2col import conv_out_size
+    return [pytest.param(k, s, p, shape, id=f"k{k}s{s}p{p}-{'x'.join(map(str, shape))}")
+            for (k, s, p), shape in itertools.product(ksp, shapes)
+            if conv_out_size(shape[2], k, s, p) >= 1 and conv_out_size(shape[3], k, s, p) >= 1]

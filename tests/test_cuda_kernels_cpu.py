@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import conv_cases
 from tinygan.nn import cuda_kernels as ck
 from tinygan.nn.im2col import col2im, col2im_reference, conv_out_size, deconv_out_size
 
@@ -40,14 +41,7 @@ KSP = [(1, 1, 0), (3, 1, 1), (2, 2, 0), (4, 2, 1), (4, 1, 0), (3, 2, 1), (4, 2, 
 SHAPES = [(2, 3, 5, 5), (1, 2, 6, 4), (2, 1, 4, 7), (3, 2, 8, 8), (1, 1, 1, 1)]
 
 
-def _cases():
-    for (k, s, p), shape in itertools.product(KSP, SHAPES):
-        H, W = shape[2:]
-        if conv_out_size(H, k, s, p) >= 1 and conv_out_size(W, k, s, p) >= 1:
-            yield pytest.param(k, s, p, shape, id=f"k{k}s{s}p{p}-{'x'.join(map(str, shape))}")
-
-
-CASES = list(_cases())
+CASES = conv_cases(KSP, SHAPES)
 
 
 def _cols(shape, k, s, p, dtype=np.float64, seed=0):

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import conv_cases
 from tinygan import to_numpy
 from tinygan.nn import col2im, conv_out_size, deconv_out_size, im2col
 from tinygan.nn.im2col import col2im_reference, im2col_reference
@@ -20,14 +21,7 @@ KSP = [(1, 1, 0), (2, 1, 0), (3, 1, 1), (2, 2, 0), (3, 2, 1), (4, 2, 1), (4, 2, 
 SHAPES = [(2, 3, 5, 5), (1, 2, 6, 4), (2, 1, 4, 7)]
 
 
-def _cases():
-    for (k, s, p), shape in itertools.product(KSP, SHAPES):
-        H, W = shape[2:]
-        if conv_out_size(H, k, s, p) >= 1 and conv_out_size(W, k, s, p) >= 1:
-            yield pytest.param(k, s, p, shape, id=f"k{k}s{s}p{p}-{'x'.join(map(str, shape))}")
-
-
-CASES = list(_cases())
+CASES = conv_cases(KSP, SHAPES)
 
 
 # ----- output sizes against PyTorch's documented formulas ---------------------------------
