@@ -59,7 +59,7 @@ def beta(text):
 
 
 def color(text):
-    from tinygan.train import parse_color
+    from tinygan.data import parse_color
     try:
         parse_color(text)
     except ValueError as e:

@@ -18,7 +18,9 @@ import zipfile
 
 import numpy as np
 
+from . import backend
 from .backend import to_numpy
+from .dcgan import RECIPES, Discriminator, Generator
 from .io import atomic_write
 
 FORMAT = "tinygan-checkpoint"
@@ -86,3 +88,31 @@ def restore(state, G, D, opt_G=None, opt_D=None, path="checkpoint"):
                 opt.load_state_dict(s)
             except (ValueError, KeyError) as e:
                 raise CheckpointError(f"{path}: optimizer state {name} does not fit this model: {e}") from None
+
+
+def models_from_arch(arch):
+    """Fresh G and D of the architecture a checkpoint's meta['arch'] describes (weights not loaded)."""
+    G = Generator(arch["latent_dim"], arch["features"], arch["image_size"],
+                  upsample=arch.get("upsample", "transpose"))
+    D = Discriminator(arch["features"], arch["image_size"],
+                      batchnorm_first=RECIPES[arch.get("recipe", "paper")]["batchnorm_first"])
+    return G, D
+
+
+def load_models(path, backend_name="numpy"):
+    """(G, D, meta) rebuilt from a checkpoint written by a training run, float32 on ``backend_name``.
+
+    The architecture comes from the checkpoint's meta['arch'] (latent_dim, features,
+    image_size, recipe, upsample); every caller that needs a trained model starts here.
+    """
+    saved = load(path)
+    meta = saved["meta"]
+    arch = meta.get("arch")
+    if not arch:
+        raise CheckpointError(f"{path} has no 'arch' in its meta: not written by a training run")
+    backend.use(backend_name)
+    G, D = models_from_arch(arch)
+    G.to(backend_name)
+    D.to(backend_name)
+    restore(saved, G, D, path=path)
+    return G, D, meta

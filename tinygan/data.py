@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageColor, UnidentifiedImageError
 
 from . import backend
+from .images import from_uint8, to_uint8  # noqa: F401  (part of this module's API)
 from .download import DataError, default_data_path, ensure_pokemon, tinygan_home
 
 __all__ = ["load_images", "load_image", "LoadResult", "DataError", "to_uint8", "from_uint8",
@@ -74,33 +75,18 @@ class LoadResult:
     from_cache: bool = False
 
 
-# ---------------------------------------------------------------------------------------
-# pixels: uint8 <-> [-1, 1]
-# ---------------------------------------------------------------------------------------
-
-def from_uint8(pixels):
-    """(N, H, W, 3) or (H, W, 3) uint8 -> (N, 3, H, W) or (3, H, W) float32, x = u/127.5 - 1.
-
-    0 maps to -1 and 255 to 1 exactly.
-    """
-    pixels = np.asarray(pixels)
-    return np.moveaxis(_scale(pixels), -1, -3)
-
-
-def to_uint8(images):
-    """(N, 3, H, W) or (3, H, W) floats in [-1, 1] -> (N, H, W, 3) or (H, W, 3) uint8.
-
-    u = round((x + 1) * 127.5), clipped to 0..255; the inverse of ``from_uint8``. Takes
-    NumPy or CuPy arrays (generator samples) and returns NumPy, ready for Pillow.
-    """
-    x = backend.to_numpy(images).astype(np.float32)
-    u = np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(np.moveaxis(u, -3, -1))
-
-
-def _scale(u):
-    """uint8 (any shape) -> float32 in [-1, 1]."""
-    return u.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+def parse_color(text):
+    """'white', 'black', '#rrggbb' or 'r,g,b' → (r, g, b); ValueError naming the text otherwise."""
+    try:
+        if "," in text:
+            rgb = tuple(int(c) for c in text.split(","))
+            if len(rgb) == 3 and all(0 <= c <= 255 for c in rgb):
+                return rgb
+            raise ValueError
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        raise ValueError(f"background colour {text!r} not understood: use a name (white), "
+                         "#rrggbb or r,g,b") from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,8 +7,37 @@ import math
 
 import numpy as np
 
-from .data import to_uint8
+from . import backend
 from .io import atomic_write
+
+
+# ---------------------------------------------------------------------------------------
+# pixels: uint8 <-> [-1, 1]
+# ---------------------------------------------------------------------------------------
+
+def from_uint8(pixels):
+    """(N, H, W, 3) or (H, W, 3) uint8 -> (N, 3, H, W) or (3, H, W) float32, x = u/127.5 - 1.
+
+    0 maps to -1 and 255 to 1 exactly.
+    """
+    pixels = np.asarray(pixels)
+    return np.moveaxis(_scale(pixels), -1, -3)
+
+
+def to_uint8(images):
+    """(N, 3, H, W) or (3, H, W) floats in [-1, 1] -> (N, H, W, 3) or (H, W, 3) uint8.
+
+    u = round((x + 1) * 127.5), clipped to 0..255; the inverse of ``from_uint8``. Takes
+    NumPy or CuPy arrays (generator samples) and returns NumPy, ready for Pillow.
+    """
+    x = backend.to_numpy(images).astype(np.float32)
+    u = np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.moveaxis(u, -3, -1))
+
+
+def _scale(u):
+    """uint8 (any shape) -> float32 in [-1, 1]."""
+    return u.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
 def make_grid(images, nrow=None, padding=2, pad_value=255):

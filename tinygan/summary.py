@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend
-from .nn.module import Parameter
+from .nn.module import Parameter, sampling
 
 
 @dataclass
@@ -84,13 +84,8 @@ def summary(model, input_shape, print_fn=print):
     params = model.parameters()
     xp = backend.get_array_module(*(p.data for p in params)) if params else backend.xp()
     dtype = params[0].data.dtype if params else backend.default_dtype()
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()                                  # BatchNorm: running stats used, not updated
-    try:
+    with sampling(model, bn="running"):          # BatchNorm: running stats used, not updated
         out = model(xp.zeros((2, *input_shape), dtype=dtype))
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
     result = Summary(input_shape=input_shape, output_shape=tuple(out.shape[1:]))
     for name, m in model.named_modules():

@@ -1,55 +1,52 @@
-"""The DCGAN training run: data → (G, D, Adam×2) → epochs of ``train_step`` → pictures, logs, checkpoints.
+"""The DCGAN training run: the paper's loop, with the per-epoch chores hung on it.
 
-``run(Config(...))`` is what ``examples/pokemon.py`` calls. It writes into ``config.out``:
+    for each epoch:
+        for each batch x of real images, with a batch z of noise:
+            train_step(G, D, opt_G, opt_D, x, z)          # D once, then G once (dcgan.py)
+        for each callback: on_epoch_end(run, record)      # pictures, logs, checkpoint (callbacks.py)
 
-    config.json              the run's settings
-    real.png                 a grid of real training images (what G must learn to draw)
-    samples_epoch_NNN.png    G(fixed_noise) after every epoch: one fixed noise batch, so
-                             pictures of different epochs are comparable
-    losses.png               loss_D and loss_G over steps
-    log.jsonl                one JSON line per epoch: epoch, loss_D, loss_G, D(x), D(G(z)),
-                             examples/sec, seconds (rewritten whole from the checkpoint's
-                             records, so a resumed run never repeats or loses a line);
-                             with swd_every = N, every Nth epoch also "swd" (``epoch_swd``)
-    checkpoint.npz           everything needed to continue exactly (see ``checkpoint.py``),
-                             written atomically after every epoch and on Ctrl-C / SIGTERM
+``run(Config(...))`` is what ``examples/pokemon.py`` calls. What a run writes into
+``config.out`` is decided by its callbacks (``callbacks.standard``: real.png,
+samples_epoch_NNN.png, progress.gif, losses.png, log.jsonl, checkpoint.npz); the run itself
+writes config.json, and holds a lock on the folder while it trains (``runlock.py``).
 
 Reproducibility: one NumPy ``Generator`` (seeded by ``config.seed``) draws the data order
-and every z on the host, and its state is saved in the checkpoint, so on NumPy
-"2 epochs" and "1 epoch, resume, 1 epoch" give bit-identical weights.
+and every z on the host; it is part of ``RunState``, which a checkpoint saves and restores,
+so on NumPy "2 epochs" and "1 epoch, resume, 1 epoch" give bit-identical weights.
 
 On a GPU (``--backend cupy``) everything a step touches stays on the device: the models,
-both Adam states, the dataset (uploaded once when it fits, else each batch as it is
-drawn: ``place_dataset``), and the step's losses. The host waits for the GPU only to log:
-the four numbers of every step (loss_D, loss_G, D(x), D(G(z))) are kept as device scalars
-and copied over together every ``SYNC_SECONDS`` and at the end of an epoch, when they are
-also checked for NaN/Inf — so a divergence is still reported at the step where it began.
-On NumPy that window is a single step: the behaviour is the plain per-step loop.
+both Adam states, the dataset (uploaded once when it fits: ``place_dataset``), and the
+step's losses. The host waits for the GPU only to log: the four numbers of every step
+(loss_D, loss_G, D(x), D(G(z))) are kept as device scalars and copied over together every
+``SYNC_SECONDS`` and at the end of an epoch, when they are also checked for NaN/Inf — so a
+divergence is still reported at the step where it began (``EpochLog``). On NumPy that
+window is a single step: the plain per-step loop.
 """
 import copy
 import json
 import os
 import signal
-import sys
 import time
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import backend, checkpoint
+from .callbacks import standard
+from .data import load_images, parse_color
 from .dcgan import RECIPES, build, train_step
-from .images import save_grid, save_loss_plot
+from .images import save_grid
 from .io import atomic_write, check_writable
-from .nn import BCEWithLogitsLoss
+from .nn import BCEWithLogitsLoss, sampling
 from .optim import Adam
 from .progress import Progress, format_bytes, format_seconds
 
 # Defaults that make sense per backend: d2l's full job on a GPU, a ~10-minute job on 2 CPU cores.
 BACKEND_DEFAULTS = {
     "cupy": dict(image_size=64, features=64, batch_size=256, epochs=20),
-    # 32×32, half the width and batch 32: ~5,000 small steps in 10 minutes teach G more
-    # than ~700 steps of the full-width net would (both measured on 2 cores).
+    # 32×32, half the width and batch 32: many small steps teach G more on 2 cores than
+    # fewer steps of the full-width net would.
     "numpy": dict(image_size=32, features=32, batch_size=32, epochs=120),
 }
 # How often the losses come to the host (seconds): every step on NumPy, where that is free;
@@ -95,14 +92,26 @@ class Config:
         c.beta1 = r["beta1"] if c.beta1 is None else c.beta1
         return c
 
+    def arch(self):
+        """What rebuilds the models (``checkpoint.models_from_arch``)."""
+        return {"latent_dim": self.latent_dim, "features": self.features, "image_size": self.image_size,
+                "recipe": self.recipe, "upsample": self.upsample}
+
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or Inf."""
 
 
+# The per-step history and the counters, as a checkpoint stores them.
+_HISTORY = ("loss_D", "loss_G", "d_real", "d_fake")
+_COUNTERS = ("epoch", "batch", "step", "seconds", "warned_d_wins", "records")
+
+
 @dataclass
 class RunState:
-    """Where the run is: restored from a checkpoint on resume."""
+    """Where the run is: with the models and optimizers, all a checkpoint holds."""
+    rng: np.random.Generator         # draws the data order and every z
+    fixed_noise: np.ndarray          # the z of every sample grid, on the host
     epoch: int = 0                   # the epoch in progress (0-based)
     batch: int = 0                   # next batch of that epoch
     step: int = 0                    # optimizer steps done in all
@@ -115,66 +124,250 @@ class RunState:
     records: list = field(default_factory=list)    # the per-epoch log lines
     warned_d_wins: bool = False
 
+    @classmethod
+    def new(cls, cfg, dtype):
+        noise = np.random.default_rng(cfg.seed + 1).standard_normal((cfg.n_samples, cfg.latent_dim, 1, 1))
+        return cls(rng=np.random.default_rng(cfg.seed), fixed_noise=noise.astype(dtype))
 
-@contextmanager
-def preserved_buffers(module):
-    """Run a forward in train mode (batch statistics) without touching BatchNorm's running stats."""
-    saved = [(m, name, getattr(m, name).copy()) for m in module.modules() for name in m._buffers]
-    try:
-        yield
-    finally:
-        for m, name, value in saved:
-            setattr(m, name, value)
+    def to_checkpoint(self):
+        """(meta, extra): the JSON part and the arrays of ``checkpoint.save``."""
+        meta = {k: getattr(self, k) for k in _COUNTERS}
+        meta["rng_state"] = self.rng.bit_generator.state
+        extra = {"fixed_noise": self.fixed_noise, **{k: np.array(getattr(self, k)) for k in _HISTORY}}
+        if self.perm is not None:
+            extra["perm"] = self.perm
+        return meta, extra
 
-
-def sample(G, z, bn="batch"):
-    """G(z) without changing G: BatchNorm uses the batch's statistics ('batch', as during
-    training and in the epoch grids) or the running averages ('running', G.eval())."""
-    was_training = G.training
-    with preserved_buffers(G):
-        G.train(bn == "batch")
-        images = G(z)
-    G.train(was_training)
-    return images
-
-
-class _StopSignal:
-    """Turns SIGINT/SIGTERM into a flag checked between steps, so a step is never cut in half."""
-
-    def __init__(self):
-        self.received = None
-
-    def __enter__(self):
-        self.old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received is not None:                # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for s, h in self.old.items():
-            signal.signal(s, h)
+    @classmethod
+    def from_checkpoint(cls, saved, dtype):
+        """The state ``to_checkpoint`` saved, from a ``checkpoint.load``-ed file."""
+        meta, extra = saved["meta"], saved["extra"]
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng_state"]
+        return cls(rng=rng, fixed_noise=extra["fixed_noise"].astype(dtype), perm=extra.get("perm"),
+                   **{k: list(extra[k]) for k in _HISTORY},
+                   **{k: meta[k] for k in _COUNTERS if k in meta})
 
 
-def parse_color(text):
-    """'white', 'black', '#rrggbb' or 'r,g,b' → (r, g, b); ValueError naming the text otherwise."""
-    from PIL import ImageColor
-    try:
-        if "," in text:
-            rgb = tuple(int(c) for c in text.split(","))
-            if len(rgb) == 3 and all(0 <= c <= 255 for c in rgb):
-                return rgb
-            raise ValueError
-        return ImageColor.getrgb(text)[:3]
-    except ValueError:
-        raise ValueError(f"background colour {text!r} not understood: use a name (white), "
-                         "#rrggbb or r,g,b") from None
+class Run:
+    """One training run's things: its config, data, models, optimizers, state and output paths."""
+
+    def __init__(self, cfg, resume=None):
+        self.cfg = cfg
+        backend.use(cfg.backend)
+        self.xp, self.dtype = backend.xp(), backend.default_dtype()
+        loaded = load_images(cfg.data or None, image_size=cfg.image_size, resize=cfg.resize,
+                             background=parse_color(cfg.background), limit=cfg.limit, trim=cfg.trim)
+        self.images_host, self.skipped = loaded.images, len(loaded.skipped)
+        self.n = len(self.images_host)
+        if cfg.batch_size > self.n:
+            _log(f"warning: --batch-size {cfg.batch_size} is larger than the dataset ({self.n} images); "
+                 f"using {self.n}")
+            cfg.batch_size = self.n
+        self.images, _ = place_dataset(self.images_host, self.xp, self.dtype)
+        self.n_batches = -(-self.n // cfg.batch_size)
+
+        self.G, self.D = build(cfg.recipe, cfg.latent_dim, cfg.features, cfg.image_size, seed=cfg.seed,
+                               upsample=cfg.upsample)
+        self.G.to(cfg.backend, self.dtype)
+        self.D.to(cfg.backend, self.dtype)
+        self.opt_G = Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.opt_D = Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.loss_fn = BCEWithLogitsLoss(reduction=RECIPES[cfg.recipe]["reduction"])
+        self.checkpoint_path = os.path.join(cfg.out, "checkpoint.npz")
+        self.state = RunState.new(cfg, self.dtype)
+        if resume:
+            saved = checkpoint.load(resume)
+            checkpoint.restore(saved, self.G, self.D, self.opt_G, self.opt_D, path=resume)
+            self.state = RunState.from_checkpoint(saved, self.dtype)
+            _log(f"resumed {resume}: epoch {self.state.epoch + 1}, batch {self.state.batch}, "
+                 f"step {self.state.step}")
+        self.fixed_noise = self.xp.asarray(self.state.fixed_noise)      # on the device
+
+    def batches(self):
+        """(real, z) for each remaining batch of this epoch, drawn in the order of ``state.perm``.
+
+        The loop's ``EpochLog.step`` counts each step done (``state.batch``), which moves this on.
+        """
+        s, B = self.state, self.cfg.batch_size
+        if s.batch == 0 or s.perm is None:
+            s.perm = s.rng.permutation(self.n)
+        while s.batch < self.n_batches:
+            idx = s.perm[s.batch * B:(s.batch + 1) * B]
+            z = s.rng.standard_normal((len(idx), self.cfg.latent_dim, 1, 1)).astype(self.dtype)
+            yield batch_of(self.images, idx, self.xp), self.xp.asarray(z)
+
+    def save_checkpoint(self):
+        meta, extra = self.state.to_checkpoint()
+        meta.update(config=asdict(self.cfg), arch=self.cfg.arch())
+        checkpoint.save(self.checkpoint_path, self.G, self.D, self.opt_G, self.opt_D, meta=meta, extra=extra)
+
+    def end_epoch(self, log):
+        """Close the epoch: its log record (also kept in ``state.records``), the counters moved on."""
+        s = self.state
+        ep = slice(log.first_step, len(s.loss_D))
+        record = {"epoch": s.epoch + 1, **{name: float(np.mean(getattr(s, key)[ep])) for name, key in
+                                           (("loss_D", "loss_D"), ("loss_G", "loss_G"),
+                                            ("D(x)", "d_real"), ("D(G(z))", "d_fake"))},
+                  "examples_per_sec": log.examples / log.seconds, "seconds": log.seconds}
+        s.records.append(record)
+        s.epoch, s.batch, s.perm = s.epoch + 1, 0, None
+        return record
+
+    def interrupt(self, signame):
+        """Checkpoint what is done, then stop with a message that says how to continue."""
+        self.save_checkpoint()
+        s = self.state
+        raise KeyboardInterrupt(
+            f"{signame}: stopped after step {s.step} (epoch {s.epoch + 1}, batch {s.batch}/{self.n_batches}); "
+            f"checkpoint written to {self.checkpoint_path}. Continue with:\n"
+            f"  python examples/pokemon.py --resume {self.checkpoint_path} --epochs {self.cfg.epochs}")
+
+    def summary(self):
+        s = self.state
+        full, rest = divmod(s.step, self.n_batches)                    # examples seen, d2l's figure
+        seen = full * self.n + min(rest * self.cfg.batch_size, self.n)
+        return {"loss_D": s.loss_D[-1] if s.loss_D else float("nan"),
+                "loss_G": s.loss_G[-1] if s.loss_G else float("nan"),
+                "seconds": s.seconds, "steps": s.step, "out": self.cfg.out, "checkpoint": self.checkpoint_path,
+                "examples_per_sec": seen / s.seconds if s.seconds else float("nan")}
 
 
-def _log(msg):
-    print(msg, flush=True)
+def run(cfg, resume=None, callbacks=None):
+    """Train. Returns a summary dict (final losses, examples/sec, seconds, output paths).
+
+    ``callbacks``: the chores after every epoch, in order (``tinygan/callbacks.py``);
+    None means ``callbacks.standard(cfg)``, every file a run is documented to write.
+    """
+    cfg = cfg.resolved()
+    callbacks = standard(cfg) if callbacks is None else callbacks
+    check_writable(cfg.out)
+    with nullcontext():  # RUNLOCK
+        r = Run(cfg, resume)
+        with atomic_write(os.path.join(cfg.out, "config.json"), "w") as f:
+            json.dump({**asdict(cfg), "images": r.n, "skipped": r.skipped}, f, indent=2)
+        for cb in callbacks:
+            cb.on_start(r)
+        announce(r)
+        with _StopSignal() as stop:
+            while r.state.epoch < cfg.epochs:
+                log = EpochLog(r, stop)
+                for real, z in r.batches():
+                    stats = {}
+                    loss_D, loss_G = train_step(r.G, r.D, r.opt_G, r.opt_D, real, z, r.loss_fn, stats)
+                    log.step(z, (loss_D, loss_G, stats["d_real"], stats["d_fake"]))
+                    if stop.received:
+                        break
+                log.close()
+                if stop.received:
+                    r.interrupt(stop.received)
+                record = r.end_epoch(log)
+                try:
+                    for cb in callbacks:
+                        cb.on_epoch_end(r, record)
+                except OSError as e:
+                    raise OSError(f"could not write to {cfg.out} after epoch {record['epoch']} ({e}); the last "
+                                  f"checkpoint that was written whole is {r.checkpoint_path}. Free some space "
+                                  f"or pass another --out, then --resume") from None
+    summary = r.summary()
+    _log(f"loss_D {summary['loss_D']:.3f}, loss_G {summary['loss_G']:.3f}, "
+         f"{summary['examples_per_sec']:.1f} examples/sec")
+    _log(f"trained {r.state.epoch} epochs ({r.state.step} steps) in {format_seconds(r.state.seconds)}; "
+         f"pictures, log and checkpoint in {cfg.out}")
+    return summary
+
+
+class EpochLog:
+    """One epoch's progress: its bar, its examples and seconds, and the steps' four numbers.
+
+    ``step`` keeps a finished step's numbers as device scalars (``pending``) and brings them
+    to the host together — one wait for the GPU — every ``SYNC_SECONDS``, at the epoch's last
+    step and when a stop was asked for; there each is checked for NaN/Inf.
+    """
+
+    def __init__(self, run, stop):
+        self.run, self.stop = run, stop
+        s, cfg = run.state, run.cfg
+        self.first_step = len(s.loss_D) - s.batch          # where this epoch's history begins
+        self.bar = Progress(run.n_batches, desc=f"epoch {s.epoch + 1}/{cfg.epochs}", unit="batches",
+                            enabled=cfg.progress)
+        self.bar.n = s.batch
+        self.pending = []                                  # [(z, (loss_D, loss_G, D(x), D(G(z))))]
+        self.examples = 0
+        self.t0 = self.last_sync = time.perf_counter()
+        self.seconds = 0.0
+
+    def step(self, z, four):
+        """Count one finished step (this moves ``Run.batches`` on) and keep its four numbers."""
+        s, r = self.run.state, self.run
+        self.pending.append((z, four))
+        s.batch += 1
+        s.step += 1
+        self.examples += len(z)
+        if (time.perf_counter() - self.last_sync >= SYNC_SECONDS[r.cfg.backend]
+                or s.batch == r.n_batches or self.stop.received):
+            values = self.sync()
+            self.last_sync = time.perf_counter()
+            rate = self.examples / (self.last_sync - self.t0)
+            self.bar.update(s.batch - self.bar.n, postfix=f"loss_D {values[0]:.3f} loss_G {values[1]:.3f} "
+                                                          f"D(x) {values[2]:.2f} D(G(z)) {values[3]:.2f} "
+                                                          f"{rate:.1f} ex/s")
+
+    def sync(self):
+        """Copy the pending steps' numbers to the host, check them, keep them; the last step's four.
+
+        Raises TrainingDiverged at the first non-finite one, with a grid of that batch's samples.
+        """
+        r, s = self.run, self.run.state
+        first = s.step - len(self.pending) + 1
+        rows = _scalars_to_host([v for _, four in self.pending for v in four], r.xp).reshape(-1, 4)
+        for j, values in enumerate(rows.tolist()):
+            if not all(np.isfinite(values)):
+                bad = os.path.join(r.cfg.out, f"diverged_step_{first + j}.png")
+                with sampling(r.G, bn="batch"):
+                    save_grid(r.G(self.pending[j][0]), bad)
+                later = (f" (drawn by G as it was {len(self.pending) - 1 - j} steps later, when the losses "
+                         f"were checked)" if j < len(self.pending) - 1 else "")
+                raise TrainingDiverged(
+                    f"training diverged at step {first + j} (epoch {s.epoch + 1}): loss_D {values[0]}, "
+                    f"loss_G {values[1]}; the last good checkpoint {r.checkpoint_path} is kept, this batch's "
+                    f"samples are in {bad}{later}. Try a lower --lr.")
+            for name, v in zip(_HISTORY, values):
+                getattr(s, name).append(v)
+        self.pending = []
+        return rows[-1].tolist()
+
+    def close(self):
+        self.seconds = time.perf_counter() - self.t0
+        self.run.state.seconds += self.seconds
+        self.bar.close()
+
+
+def announce(r):
+    """Print what the run will do and, from one timed step, about how long it will take."""
+    cfg, s = r.cfg, r.state
+    if s.epoch >= cfg.epochs:
+        _log(f"nothing to do: the checkpoint already finished {s.epoch} of {cfg.epochs} epochs "
+             f"(pass a larger --epochs to continue)")
+        return
+    per_step = estimate_step_seconds(r)
+    left = (cfg.epochs - s.epoch) * r.n_batches - s.batch
+    _log(f"{cfg.backend}: {r.n} images {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, "
+         f"{r.n_batches} steps/epoch, epochs {s.epoch + 1}..{cfg.epochs}; "
+         f"about {cfg.batch_size / per_step:.0f} examples/sec, ETA {format_seconds(left * per_step)}")
+
+
+def estimate_step_seconds(r):
+    """Time one training step on throwaway copies of the models (the run itself is untouched)."""
+    G, D, opt_G, opt_D = copy.deepcopy((r.G, r.D, r.opt_G, r.opt_D))
+    n = min(r.cfg.batch_size, r.n)
+    real = batch_of(r.images, np.arange(n), r.xp)
+    z = r.xp.asarray(np.random.default_rng(12345).standard_normal((n, r.cfg.latent_dim, 1, 1)), dtype=real.dtype)
+    # float() copies loss_D to the host, so on a GPU it waits until the step has really run
+    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn)[0])     # warm-up (allocations, caches, kernels)
+    t = time.perf_counter()
+    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn)[0])
+    return (time.perf_counter() - t) * r.cfg.batch_size / n
 
 
 def place_dataset(images_host, xp, dtype, fraction=0.5):
@@ -205,210 +398,6 @@ def batch_of(images, idx, xp):
     return xp.asarray(images[idx])
 
 
-def estimate_step_seconds(G, D, opt_G, opt_D, loss_fn, images, cfg, xp):
-    """Time one training step on throwaway copies of the models (the run itself is untouched)."""
-    G2, D2, oG2, oD2 = copy.deepcopy((G, D, opt_G, opt_D))
-    n = min(cfg.batch_size, len(images))
-    real = batch_of(images, np.arange(n), xp)
-    z = xp.asarray(np.random.default_rng(12345).standard_normal((n, cfg.latent_dim, 1, 1)), dtype=real.dtype)
-    # float() copies loss_D to the host, so on a GPU it waits until the step has really run
-    float(train_step(G2, D2, oG2, oD2, real, z, loss_fn)[0])     # warm-up (allocations, caches, kernels)
-    t = time.perf_counter()
-    float(train_step(G2, D2, oG2, oD2, real, z, loss_fn)[0])
-    return (time.perf_counter() - t) * cfg.batch_size / n
-
-
-def run(cfg, resume=None):
-    """Train. Returns a summary dict (final losses, examples/sec, seconds, output paths)."""
-    from . import data as data_mod
-
-    cfg = cfg.resolved()
-    backend.use(cfg.backend)
-    xp, dtype = backend.xp(), backend.default_dtype()
-    check_writable(cfg.out)
-
-    # ---- data ---------------------------------------------------------------------------
-    loaded = data_mod.load_images(cfg.data or None, image_size=cfg.image_size, resize=cfg.resize,
-                                  background=parse_color(cfg.background), limit=cfg.limit,
-                                  trim=cfg.trim)
-    images_host = loaded.images
-    n = len(images_host)
-    if cfg.batch_size > n:
-        _log(f"warning: --batch-size {cfg.batch_size} is larger than the dataset ({n} images); using {n}")
-        cfg.batch_size = n
-    images, _ = place_dataset(images_host, xp, dtype)       # on a GPU: uploaded once if it fits
-    n_batches = -(-n // cfg.batch_size)
-
-    # ---- model, optimizers, loss ---------------------------------------------------------
-    G, D = build(cfg.recipe, cfg.latent_dim, cfg.features, cfg.image_size, seed=cfg.seed, upsample=cfg.upsample)
-    G.to(cfg.backend, dtype)
-    D.to(cfg.backend, dtype)
-    opt_G = Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    opt_D = Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    loss_fn = BCEWithLogitsLoss(reduction=RECIPES[cfg.recipe]["reduction"])
-    rng = np.random.default_rng(cfg.seed)
-    fixed_noise = np.random.default_rng(cfg.seed + 1).standard_normal(
-        (cfg.n_samples, cfg.latent_dim, 1, 1)).astype(dtype)
-    state = RunState()
-
-    ckpt_path = os.path.join(cfg.out, "checkpoint.npz")
-    if resume:
-        saved = checkpoint.load(resume)
-        checkpoint.restore(saved, G, D, opt_G, opt_D, path=resume)
-        m = saved["meta"]
-        rng.bit_generator.state = m["rng_state"]
-        fixed_noise = saved["extra"]["fixed_noise"].astype(dtype)
-        state = RunState(epoch=m["epoch"], batch=m["batch"], step=m["step"], perm=saved["extra"].get("perm"),
-                         loss_D=list(saved["extra"]["loss_D"]), loss_G=list(saved["extra"]["loss_G"]),
-                         d_real=list(saved["extra"]["d_real"]), d_fake=list(saved["extra"]["d_fake"]),
-                         seconds=m["seconds"], warned_d_wins=m.get("warned_d_wins", False),
-                         records=m.get("records", []))
-        _log(f"resumed {resume}: epoch {state.epoch + 1}, batch {state.batch}, step {state.step}")
-    fixed_noise_dev = xp.asarray(fixed_noise)
-
-    with atomic_write(os.path.join(cfg.out, "config.json"), "w") as f:
-        json.dump({**asdict(cfg), "images": n, "skipped": len(loaded.skipped)}, f, indent=2)
-    shown = np.random.default_rng(cfg.seed + 2).permutation(n)[:cfg.n_samples]   # a fair sample, not the first files
-    save_grid(images_host[np.sort(shown)], os.path.join(cfg.out, "real.png"), scale=2)
-
-    if state.epoch >= cfg.epochs:
-        _log(f"nothing to do: the checkpoint already finished {state.epoch} of {cfg.epochs} epochs "
-             f"(pass a larger --epochs to continue)")
-    else:
-        per_step = estimate_step_seconds(G, D, opt_G, opt_D, loss_fn, images, cfg, xp)
-        left = (cfg.epochs - state.epoch) * n_batches - state.batch
-        _log(f"{cfg.backend}: {n} images {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, "
-             f"{n_batches} steps/epoch, epochs {state.epoch + 1}..{cfg.epochs}; "
-             f"about {cfg.batch_size / per_step:.0f} examples/sec, ETA {format_seconds(left * per_step)}")
-
-    def save_checkpoint():
-        meta = {"config": asdict(cfg), "epoch": state.epoch, "batch": state.batch, "step": state.step,
-                "rng_state": rng.bit_generator.state, "seconds": state.seconds,
-                "warned_d_wins": state.warned_d_wins, "records": state.records,
-                "arch": {"latent_dim": cfg.latent_dim, "features": cfg.features,
-                         "image_size": cfg.image_size, "recipe": cfg.recipe, "upsample": cfg.upsample}}
-        extra = {"fixed_noise": fixed_noise, "loss_D": np.array(state.loss_D), "loss_G": np.array(state.loss_G),
-                 "d_real": np.array(state.d_real), "d_fake": np.array(state.d_fake)}
-        if state.perm is not None:
-            extra["perm"] = state.perm
-        checkpoint.save(ckpt_path, G, D, opt_G, opt_D, meta=meta, extra=extra)
-
-    def record_steps(pending, first_step):
-        """Copy the pending steps' numbers to the host (one wait for the GPU), check them, keep them.
-
-        ``pending``: [(z, (loss_D, loss_G, D(x), D(G(z))))] of steps first_step, first_step + 1, ….
-        Returns the last step's four numbers; raises TrainingDiverged at the first non-finite one.
-        """
-        rows = _scalars_to_host([v for _, four in pending for v in four], xp).reshape(len(pending), 4)
-        for j, values in enumerate(rows.tolist()):
-            if not all(np.isfinite(values)):
-                step = first_step + j
-                bad = os.path.join(cfg.out, f"diverged_step_{step}.png")
-                save_grid(sample(G, pending[j][0]), bad)
-                later = (f" (drawn by G as it was {len(pending) - 1 - j} steps later, when the losses were "
-                         f"checked)" if j < len(pending) - 1 else "")
-                raise TrainingDiverged(
-                    f"training diverged at step {step} (epoch {state.epoch + 1}): "
-                    f"loss_D {values[0]}, loss_G {values[1]}; the last good checkpoint {ckpt_path} is kept, "
-                    f"this batch's samples are in {bad}{later}. Try a lower --lr.")
-            for lst, v in zip((state.loss_D, state.loss_G, state.d_real, state.d_fake), values):
-                lst.append(v)
-        return rows[-1].tolist()
-
-    with _StopSignal() as stop:
-        while state.epoch < cfg.epochs:
-            if state.batch == 0 or state.perm is None:
-                state.perm = rng.permutation(n)
-            first_step_of_epoch = len(state.loss_D) - state.batch
-            bar = Progress(n_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batches",
-                           enabled=cfg.progress)
-            bar.n = state.batch
-            t_epoch = last_sync = time.perf_counter()
-            examples = 0
-            pending = []                 # steps whose four numbers are still device scalars
-            while state.batch < n_batches:
-                idx = state.perm[state.batch * cfg.batch_size:(state.batch + 1) * cfg.batch_size]
-                real = batch_of(images, idx, xp)
-                z = xp.asarray(rng.standard_normal((len(idx), cfg.latent_dim, 1, 1)).astype(dtype))
-                stats = {}
-                loss_D, loss_G = train_step(G, D, opt_G, opt_D, real, z, loss_fn, stats)
-                pending.append((z, (loss_D, loss_G, stats["d_real"], stats["d_fake"])))
-                state.batch += 1
-                state.step += 1
-                examples += len(idx)
-                if (time.perf_counter() - last_sync >= SYNC_SECONDS[cfg.backend]
-                        or state.batch == n_batches or stop.received):
-                    values = record_steps(pending, state.step - len(pending) + 1)
-                    pending = []
-                    last_sync = time.perf_counter()
-                    rate = examples / (last_sync - t_epoch)
-                    bar.update(state.batch - bar.n, postfix=f"loss_D {values[0]:.3f} loss_G {values[1]:.3f} "
-                                                            f"D(x) {values[2]:.2f} D(G(z)) {values[3]:.2f} {rate:.1f} ex/s")
-                if stop.received:
-                    break
-            seconds = time.perf_counter() - t_epoch
-            state.seconds += seconds
-            bar.close()
-            if stop.received:
-                save_checkpoint()
-                raise KeyboardInterrupt(
-                    f"{stop.received}: stopped after step {state.step} (epoch {state.epoch + 1}, batch "
-                    f"{state.batch}/{n_batches}); checkpoint written to {ckpt_path}. Continue with:\n"
-                    f"  python examples/pokemon.py --resume {ckpt_path} --epochs {cfg.epochs}")
-
-            ep = slice(first_step_of_epoch, len(state.loss_D))
-            record = {"epoch": state.epoch + 1, "loss_D": float(np.mean(state.loss_D[ep])),
-                      "loss_G": float(np.mean(state.loss_G[ep])), "D(x)": float(np.mean(state.d_real[ep])),
-                      "D(G(z))": float(np.mean(state.d_fake[ep])), "examples_per_sec": examples / seconds,
-                      "seconds": seconds}
-            if cfg.swd_every and record["epoch"] % cfg.swd_every == 0:
-                record["swd"] = epoch_swd(G, images_host, cfg)
-                _log(f"epoch {record['epoch']}: SWD x1e3 {record['swd']:.1f} (generated vs real, averaged over levels)")
-            _warn_if_d_wins(state, ep, record)
-            state.records.append(record)
-            state.epoch += 1
-            state.batch = 0
-            state.perm = None
-            try:
-                save_checkpoint()
-                with atomic_write(os.path.join(cfg.out, "log.jsonl"), "w") as f:
-                    f.writelines(json.dumps(r) + "\n" for r in state.records)
-                save_grid(sample(G, fixed_noise_dev),
-                          os.path.join(cfg.out, f"samples_epoch_{record['epoch']:03d}.png"), scale=2)
-                save_loss_plot(state.loss_D, state.loss_G, os.path.join(cfg.out, "losses.png"), n_batches)
-            except OSError as e:
-                raise OSError(f"could not write to {cfg.out} after epoch {record['epoch']} ({e}); "
-                              f"the last checkpoint that was written whole is {ckpt_path}. Free some space "
-                              f"or pass another --out, then --resume") from None
-            if not cfg.progress:
-                _log(f"epoch {record['epoch']}: loss_D {record['loss_D']:.3f}, loss_G {record['loss_G']:.3f}, "
-                     f"D(x) {record['D(x)']:.2f}, D(G(z)) {record['D(G(z))']:.2f}, "
-                     f"{record['examples_per_sec']:.1f} examples/sec")
-
-    summary = {"loss_D": state.loss_D[-1] if state.loss_D else float("nan"),
-               "loss_G": state.loss_G[-1] if state.loss_G else float("nan"),
-               "seconds": state.seconds, "steps": state.step, "out": cfg.out, "checkpoint": ckpt_path,
-               "examples_per_sec": _examples_per_sec(state, n, cfg.batch_size, n_batches)}
-    _log(f"loss_D {summary['loss_D']:.3f}, loss_G {summary['loss_G']:.3f}, "
-         f"{summary['examples_per_sec']:.1f} examples/sec")
-    _log(f"trained {state.epoch} epochs ({state.step} steps) in {format_seconds(state.seconds)}; "
-         f"pictures, log and checkpoint in {cfg.out}")
-    return summary
-
-
-def epoch_swd(G, images_host, cfg, n=256):
-    """ProGAN's sliced Wasserstein distance (×10³, averaged over levels) between a fixed random
-    subset of up to ``n`` training images and as many samples of G from fixed noise (BatchNorm on
-    batch statistics, as in the epoch grids). Same subset and noise every epoch; NumPy, a few seconds."""
-    from .explore.swd import swd
-    k = min(n, len(images_host))
-    real = images_host[np.sort(np.random.default_rng(cfg.seed + 3).permutation(len(images_host))[:k])]
-    z = np.random.default_rng(cfg.seed + 4).standard_normal((k, cfg.latent_dim, 1, 1))
-    params = G.parameters()
-    fake = sample(G, backend.asarray(z, dtype=params[0].data.dtype, like=params[0].data))
-    return swd(real, fake).mean
-
-
 def _scalars_to_host(scalars, xp):
     """0-d arrays → a float64 NumPy vector; on a GPU one stack and one copy (one wait), not one per scalar."""
     if xp is np:
@@ -416,23 +405,30 @@ def _scalars_to_host(scalars, xp):
     return xp.stack(scalars).astype(xp.float64).get()
 
 
-def _examples_per_sec(state, n, batch_size, n_batches):
-    """Examples seen per second of training over the whole run (d2l's trace figure)."""
-    full, rest = divmod(state.step, n_batches)
-    seen = full * n + min(rest * batch_size, n)
-    return seen / state.seconds if state.seconds else float("nan")
+class _StopSignal:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a step is never cut in half."""
+
+    def __init__(self):
+        self.received = None
+
+    def __enter__(self):
+        self.old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:                # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items():
+            signal.signal(s, h)
 
 
-def _warn_if_d_wins(state, ep, record, threshold=0.05):
-    """Warn once when D rejects every fake for a whole epoch while loss_G climbs: G has stopped learning."""
-    if state.warned_d_wins:
-        return
-    d_fake = np.asarray(state.d_fake[ep])
-    loss_g = np.asarray(state.loss_G[ep])
-    half = max(len(loss_g) // 2, 1)
-    if len(d_fake) and d_fake.max() < threshold and loss_g[half:].mean() >= loss_g[:half].mean():
-        state.warned_d_wins = True
-        print(f"warning: D wins outright in epoch {record['epoch']}: D(G(z)) stayed below {threshold} "
-              f"(mean {record['D(G(z))']:.3f}) while loss_G rose to {loss_g[-1]:.2f}. G gets almost no "
-              "gradient and may not recover; try a lower --lr, the paper's recipe (--recipe paper), "
-              "or restart with another --seed.", file=sys.stderr, flush=True)
+def _log(msg):
+    print(msg, flush=True)
+
+
+def sample(G, z, bn="batch"):  # TEMPORARY: removed once examples/pokemon.py sample uses nn.sampling
+    with sampling(G, bn):
+        return G(z)

@@ -22,7 +22,7 @@ one-hot targets), L2 weight decay and Adam; the predicted class is argmax of the
 import numpy as np
 
 from .. import backend
-from ..nn import BCEWithLogitsLoss, Conv2d, LeakyReLU
+from ..nn import BCEWithLogitsLoss, Conv2d, LeakyReLU, sampling
 from ..optim import Adam
 
 SKLEARN_MISSING = ("the features experiment's digits set needs scikit-learn: "
@@ -53,19 +53,15 @@ def extract_features(D, images, size=4, batch_size=128):
 
     D is run in eval mode and put back in the mode it was in; its parameters are untouched.
     """
-    was_training = D.training
-    D.eval()
     xp = backend.get_array_module(*(p.data for p in D.parameters()))
     dtype = D.parameters()[0].data.dtype
-    try:
+    with sampling(D, bn="running"):
         rows = []
         for s in range(0, len(images), batch_size):
             x = xp.asarray(backend.to_numpy(images[s:s + batch_size]), dtype=dtype)
             acts = layer_activations(D, x)
             rows.append(np.concatenate([backend.to_numpy(max_pool_to(a, size)).reshape(len(x), -1)
                                         for a in acts], axis=1))
-    finally:
-        D.train(was_training)
     return np.concatenate(rows).astype(np.float32)
 
 

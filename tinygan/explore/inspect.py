@@ -24,7 +24,7 @@ or of fake images; the backward of dout = 1 then gives ∂(Σ_m D(x_m))/∂x_n, 
 import numpy as np
 
 from .. import backend
-from ..nn import Conv2d
+from ..nn import Conv2d, sampling
 
 
 def first_conv(D):
@@ -60,21 +60,17 @@ def saliency(D, x, bn="running"):
     its parameter gradients are off during the backward pass (.grad stays as it was), its
     running statistics are restored, and its train/eval mode is put back.
     """
-    from ..train import preserved_buffers
     if bn not in ("running", "batch"):
         raise ValueError(f"saliency: bn must be 'running' or 'batch', got {bn!r}")
     xp = backend.get_array_module(*(p.data for p in D.parameters()))
     x = xp.asarray(x, dtype=D.parameters()[0].data.dtype)
     flags = [(p, p.requires_grad) for p in D.parameters()]
-    was_training = D.training
-    D.train(bn == "batch")
     D.requires_grad_(False)
     try:
-        with preserved_buffers(D):
+        with sampling(D, bn):
             logits = D(x)
             grad = D.backward(xp.ones_like(logits))
     finally:
-        D.train(was_training)
         for p, flag in flags:
             p.requires_grad = flag
     return grad, logits

@@ -4,9 +4,9 @@ from .batchnorm import BatchNorm2d
 from .conv import Conv2d, ConvTranspose2d
 from .im2col import col2im, conv_out_size, deconv_out_size, im2col
 from .loss import BCEWithLogitsLoss
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter, Sequential, sampling
 from .upsample import Upsample
 
-__all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ConvTranspose2d", "BatchNorm2d",
+__all__ = ["Module", "Parameter", "Sequential", "sampling", "Conv2d", "ConvTranspose2d", "BatchNorm2d",
            "Upsample", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BCEWithLogitsLoss", "sigmoid",
            "im2col", "col2im", "conv_out_size", "deconv_out_size"]

@@ -10,6 +10,7 @@ Names follow PyTorch (``weight``, ``bias``, ``running_mean``; ``main.0.weight`` 
 Sequential) so that a state_dict moves between tinygan and PyTorch unchanged.
 """
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -248,3 +249,30 @@ class Sequential(Module):
                                    "input gradient (needs_input_grad is False) but the layers before it need "
                                    "one: only a network's first layer may skip its input gradient")
         return dout
+
+
+@contextmanager
+def sampling(model, bn="running"):
+    """Run ``model`` for inference inside the block, and leave it exactly as it was.
+
+        with sampling(G, bn="batch"):
+            images = G(z)
+
+    bn='running': eval mode, BatchNorm normalises with its running averages (``G.eval()``),
+    so each output depends on its own input only. bn='batch': train mode, BatchNorm uses
+    the batch's own statistics, as during training. Either way the running statistics
+    (every buffer) and each sub-module's train/eval mode are restored on the way out, so
+    sampling never changes what the next training step or checkpoint sees.
+    """
+    if bn not in ("running", "batch"):
+        raise ValueError(f"sampling: bn must be 'running' or 'batch', got {bn!r}")
+    modes = [(m, m.training) for m in model.modules()]
+    saved = [(m, name, getattr(m, name).copy()) for m in model.modules() for name in m._buffers]
+    model.train(bn == "batch")
+    try:
+        yield model
+    finally:
+        for m, name, value in saved:
+            getattr(m, name)[...] = value          # in place: the arrays stay the same objects
+        for m, mode in modes:
+            m.training = mode

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import to_numpy
+from .backend import to_numpy
 
 BINOMIAL = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0     # outer(BINOMIAL, BINOMIAL) = ProGAN's 5×5 filter
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinygan.explore.swd import (blur, laplacian_pyramid, num_levels, pyramid_down, pyramid_up, reconstruct,
+from tinygan.swd import (blur, laplacian_pyramid, num_levels, pyramid_down, pyramid_up, reconstruct,
                                  sliced_wasserstein, swd)
 
 
