@@ -11,7 +11,7 @@ launching kernels late — the launch overhead is part of what a fused kernel sa
   layers   each layer of the paper's 64×64 G and D (F = 64), forward and backward;
   col2im   at every col2im a step does (G's transposed convolutions forward, D's convolutions'
            input gradient): the layers' array code (col2im_chwn on a padded canvas, then the
-           border cut away) against tinygan.nn.cuda_kernels' gathering kernel, as a drop-in
+           border cut away) against tinygan.cuda.kernels' gathering kernel, as a drop-in
            for col2im_chwn and writing the unpadded (C, H, W, N) result directly;
   adam     Adam over all of G's parameters: tinygan.optim.Adam.step against one fused
            adam_update kernel per parameter;
@@ -89,8 +89,8 @@ def col2im_shapes(G, D, N):
 
 
 def profile_col2im(cupy, G, D, N, repeats):
-    from tinygan.nn import cuda_kernels as ck
-    from tinygan.nn.im2col import col2im_chwn
+    from tinygan.cuda import kernels as ck
+    from tinygan.nn.layout import col2im_chwn
     rows = []
     for where, C, H, W, k, s, p, OH, OW in col2im_shapes(G, D, N):
         cols = cupy.random.standard_normal((C * k * k, OH * OW * N), dtype=np.float32)
@@ -107,7 +107,7 @@ def profile_col2im(cupy, G, D, N, repeats):
 
 
 def profile_adam(cupy, G, repeats):
-    from tinygan.nn import cuda_kernels as ck
+    from tinygan.cuda import kernels as ck
     from tinygan.optim import Adam
     params = G.parameters()
     for p in params:
@@ -128,7 +128,7 @@ def profile_adam(cupy, G, repeats):
 
 def profile_bn_act(cupy, D, N, repeats):
     from tinygan.nn import BatchNorm2d, LeakyReLU
-    from tinygan.nn import cuda_kernels as ck
+    from tinygan.cuda import kernels as ck
     rows, hw = [], 64
     for layer in D.main:
         if hasattr(layer, "stride"):

@@ -120,7 +120,6 @@ def test_float32_train_step_makes_no_float64_array(xp32):
     and afterwards every parameter, gradient, buffer, optimizer moment, scratch buffer,
     loss and statistic is float32 — no float64 upcast hides anywhere in the step."""
     from tinygan.dcgan import build, train_step
-    from tinygan.nn import workspace
 
     G, D = build("paper", latent_dim=8, features=4, image_size=16, seed=0)
     if tinygan.backend.backend_name() != "numpy":
@@ -147,7 +146,9 @@ def test_float32_train_step_makes_no_float64_array(xp32):
         seen += [(f"{net_name}.{name}", a.dtype) for name, a in net.named_buffers() if a.dtype.kind == "f"]
     for opt_name, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
         seen += [(f"{opt_name} moment", a.dtype) for a in opt.exp_avg + opt.exp_avg_sq]
-    seen += [(f"scratch buffer {role!r}", buf.dtype) for role, buf in workspace.buffers().items()]
+    for owner, ws in (("G and D", G.workspace), ("opt_G", opt_G.workspace), ("opt_D", opt_D.workspace),
+                      *((f"D.main.{i} cache", m.cache) for i, m in enumerate(D.main) if hasattr(m, "cache"))):
+        seen += [(f"scratch buffer {owner} {key[0]!r}", buf.dtype) for key, buf in ws.buffers.items()]
 
     wrong = [f"{where} is {dtype}" for where, dtype in seen if dtype != np.float32]
     assert not wrong, "float64 (or other) arrays in a float32 step:\n" + "\n".join(wrong[:20])

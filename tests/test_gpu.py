@@ -35,7 +35,7 @@ from tinygan import backend, checkpoint, nn
 from tinygan import train as train_mod
 from tinygan.backend import to_numpy
 from tinygan.dcgan import build, train_step
-from tinygan.nn import cuda_kernels as ck
+from tinygan.cuda import kernels as ck
 from tinygan.nn.im2col import conv_out_size, deconv_out_size
 from tinygan.optim import Adam
 
@@ -51,14 +51,6 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not DRY_RUN and not backend.cu
 needs_cupy = pytest.mark.skipif(DRY_RUN, reason="dry run on NumPy: this test needs CuPy itself")
 
 EPS32 = float(np.finfo(np.float32).eps)
-
-
-@pytest.fixture(params=[False, True], ids=["array-code", "cuda-kernels"])
-def kernels(request):
-    """Run a test with tinygan's CUDA kernels off and on (they only change anything once wired in)."""
-    old = ck.use_kernels(request.param)
-    yield request.param
-    ck.use_kernels(old)
 
 
 # ----- comparing ----------------------------------------------------------------------
@@ -163,7 +155,7 @@ def _layer_case(name):
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
-def test_layer_float64_device_equals_numpy(name, kernels):
+def test_layer_float64_device_equals_numpy(name):
     layer, x, dout = _layer_case(name)
     want = forward_backward(on("numpy", layer, np.float64), x, dout, np, np.float64)
     got = forward_backward(on(DEVICE, layer, np.float64), x, dout, backend.array_module(DEVICE), np.float64)
@@ -176,7 +168,7 @@ def test_layer_float64_device_equals_numpy(name, kernels):
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
-def test_layer_float32_device_within_the_float64_reference(name, kernels):
+def test_layer_float32_device_within_the_float64_reference(name):
     layer, x, dout = _layer_case(name)
     ref = forward_backward(on("numpy", layer, np.float64), x, dout, np, np.float64)
     np32 = forward_backward(on("numpy", layer, np.float32), x, dout, np, np.float32)
@@ -249,7 +241,7 @@ def run_steps(G, D, recipe, backend_name, dtype, n_steps=2, batch=8, image_size=
 
 
 @pytest.mark.parametrize("recipe,upsample", BUILD_CASES)
-def test_train_step_float64_device_equals_numpy(recipe, upsample, kernels):
+def test_train_step_float64_device_equals_numpy(recipe, upsample):
     """Two steps (D, G, both Adams) from the same weights, batches and z: losses, D(x), D(G(z)),
     every parameter, BatchNorm's running statistics and both Adam states agree."""
     G, D = _gan(recipe, upsample)
@@ -261,7 +253,7 @@ def test_train_step_float64_device_equals_numpy(recipe, upsample, kernels):
 
 
 @pytest.mark.parametrize("recipe,upsample", BUILD_CASES[:1])
-def test_train_step_float32_device_within_the_float64_reference(recipe, upsample, kernels):
+def test_train_step_float32_device_within_the_float64_reference(recipe, upsample):
     G, D = _gan(recipe, upsample)
     ref = run_steps(G, D, recipe, "numpy", np.float64, n_steps=1)
     np32 = run_steps(G, D, recipe, "numpy", np.float32, n_steps=1)
@@ -324,7 +316,7 @@ def test_col2im_gather_kernel_equals_its_twin(shape, k, s, p, dtype):
                                       ck.col2im_gather_t_reference(cols_t, out_shape, k, s, p, layout=layout))
         again = ck.col2im_gather(d_cols, out_shape, k, s, p, layout=layout)
         assert bool((again == got).all()), f"the gather ({layout}) is not deterministic"
-    # the canvas form (the drop-in for im2col.col2im_chwn): padded, every element written
+    # the canvas form (the drop-in for layout.col2im_chwn): padded, every element written
     canvas = cupy.full((C, H + 2 * p, W + 2 * p, N), np.nan, dtype=dtype)
     ck.col2im_canvas_gather(d_cols, canvas, k, s)
     np.testing.assert_array_equal(cupy.asnumpy(canvas), ck.col2im_canvas_gather_reference(cols_t, canvas.shape, k, s))

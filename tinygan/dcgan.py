@@ -74,6 +74,7 @@ class Generator(Module):
             width //= 2
         layers += [*_up2(width, channels, upsample), Tanh()]
         self.main = Sequential(*layers)
+        self.workspace = self.share_workspace()          # its layers run one at a time: one scratch set
 
     def forward(self, z):
         if z.ndim == 2:                                  # accept (N, Z) as well as (N, Z, 1, 1)
@@ -104,6 +105,7 @@ class Discriminator(Module):
             width *= 2
         layers += [Conv2d(width, 1, 4, 1, 0, bias=False)]
         self.main = Sequential(*layers)
+        self.workspace = self.share_workspace()
 
     def forward(self, x):
         logits = self.main(x)                            # (N, 1, 1, 1)
@@ -147,6 +149,7 @@ def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0, up
     rng = np.random.default_rng(seed)
     r["init"](G, rng)
     r["init"](D, rng)
+    D.share_workspace(G.workspace)       # a training step runs G and D one after the other: one scratch set
     return G, D
 
 

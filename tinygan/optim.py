@@ -5,7 +5,7 @@ State (moments, step count) is kept per parameter, in the parameter's array modu
 and can be saved and restored with ``state_dict`` / ``load_state_dict``.
 """
 from .backend import get_array_module, to_numpy
-from .nn.workspace import scratch
+from .nn.workspace import Workspace
 
 
 class Optimizer:
@@ -99,6 +99,7 @@ class Adam(Optimizer):
         self.step_count = 0
         self.exp_avg = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
         self.exp_avg_sq = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+        self.workspace = Workspace()         # the two temporaries of step(), reused
 
     def step(self):
         self.step_count += 1
@@ -111,8 +112,8 @@ class Adam(Optimizer):
             #   m ← m·β1 + (1 − β1)·g
             #   v ← v·β2 + (1 − β2)·(g·g)
             #   p ← p − (lr/bias1)·m / (√v / √bias2 + eps)
-            tmp = scratch("adam_tmp", p.data.shape, p.data.dtype, xp)
-            tmp2 = scratch("adam_tmp2", p.data.shape, p.data.dtype, xp)
+            tmp = self.workspace.get("tmp", p.data.shape, p.data.dtype, xp)
+            tmp2 = self.workspace.get("tmp2", p.data.shape, p.data.dtype, xp)
             m *= b1
             m += xp.multiply(g, 1 - b1, out=tmp)
             v *= b2

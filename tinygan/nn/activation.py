@@ -36,18 +36,13 @@ class ReLU(_Elementwise):
 
     Unlike the other activations it keeps its OUTPUT ``self.y``, not the derivative: in
     the Generator the next layer (a ConvTranspose2d) keeps that same array for its own
-    backward, so the cache costs no memory (30 MB less at batch 64), and [y > 0] is cheap
-    to rebuild. ``self.local`` still gives the derivative, computed on demand.
+    backward, so the cache costs no memory, and [y > 0] is cheap to rebuild.
     """
 
     def forward(self, x):
         self.y = get_array_module(x).maximum(x, x.dtype.type(0))
         self.out_shape = x.shape
         return self.y
-
-    @property
-    def local(self):
-        return (self.y > 0).astype(self.y.dtype)
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)

@@ -1,22 +1,27 @@
-"""Conv2d and ConvTranspose2d, each one matrix product plus im2col or col2im.
+"""Conv2d and ConvTranspose2d: one matrix product each, and each other's gradient.
 
 Notation (as in ``im2col.py``): N batch, C input channels, O output channels, K kernel,
 s stride, p padding; (H, W) input size, (OH, OW) output size.
 
 Inside these layers an activation is a matrix with one row per channel and one column
-per pixel of every image, X (C, H·W·N) — the batch-innermost layout of ``im2col.py`` —
-and colsᵀ(x) = ``im2col_chwn`` of the padded input is (C·K·K, OH·OW·N). The two layers
-mirror each other. With W2 the weight reshaped to a matrix:
+per pixel of every image, X (C, H·W·N) — the batch-innermost layout of ``layout.py`` —
+and colsᵀ(x) = ``im2col_chwn`` of the padded input is (C·K·K, OH·OW·N). With W2 the
+weight reshaped to a matrix, two helpers do all the work:
 
-    Conv2d            forward   Y   = W2 · colsᵀ(x)                     W2: (O, C·K·K)
-                      backward  dW2 = dY · colsᵀ(x)ᵀ,   dx = col2im(W2ᵀ · dY)
-    ConvTranspose2d   forward   y   = col2im(W2ᵀ · X)                   W2: (C, O·K·K)
-                      backward  dW2 = X · colsᵀ(dy)ᵀ,   dX = W2 · colsᵀ(dy)
+    convolve(x, W2)              Y = W2 · colsᵀ(x)         a convolution
+    convolve_transpose(X, W2)    y = col2im(W2ᵀ · X)       its adjoint, a transposed convolution
 
-one matrix product for each result, on contiguous operands (a transposed operand costs
-nothing: BLAS reads it in place). A transposed convolution's forward pass is exactly a
-convolution's input gradient, and its backward is a convolution: that is the whole
-trick, and why the weight of ConvTranspose2d is stored (in, out, K, K) as PyTorch does.
+and each layer's backward is the other one:
+
+    Conv2d            forward   Y   = convolve(x, W2)                   W2: (O, C·K·K)
+                      backward  dW2 = dY · colsᵀ(x)ᵀ,   dx = convolve_transpose(dY, W2)
+    ConvTranspose2d   forward   y   = convolve_transpose(X, W2)         W2: (C, O·K·K)
+                      backward  dW2 = X · colsᵀ(dy)ᵀ,   dX = convolve(dy, W2)
+
+So a transposed convolution's forward pass is exactly a convolution's input gradient, and
+its backward is a convolution; that is why ConvTranspose2d stores its weight (in, out, K, K),
+as PyTorch does. Every product is on contiguous operands (a transposed operand costs
+nothing: BLAS reads it in place).
 
 ``needs_input_grad = False`` (see ``Module``) skips dx — the second product and col2im
 for Conv2d, the second product for ConvTranspose2d — and backward returns None: for a
@@ -24,35 +29,61 @@ network's first layer, whose input (images, noise) needs no gradient.
 
 Layout. Inputs and outputs have shape (N, C, H, W); outputs and input gradients are
 returned stored batch-innermost (``chwn_to_nchw`` views), which is what makes ``as_chwn``
-free for the next layer — see ``im2col.py``.
+free for the next layer — see ``layout.py``.
 
-Memory. The cache is ``self.x_shape`` and, for Conv2d, ``self.cols``, overwritten in place
-by the next forward of the same shape; for ConvTranspose2d, ``self.x_t``, the input itself
-seen as a matrix (as PyTorch's autograd saves it: do not write into an input before its
-backward). The temporaries — padded input, column matrix, col2im canvas — come from
-``workspace.scratch``, reused from call to call.
+Memory. The cache is ``self.x_shape`` and, for Conv2d, ``self.cols`` (in memory the layer
+keeps, ``self.cache``, overwritten by its next forward); for ConvTranspose2d, ``self.X``,
+the input itself seen as a matrix (as PyTorch's autograd saves it: do not write into an
+input before its backward). The temporaries — padded input, column matrix, col2im canvas —
+come from ``self.workspace``, shared by the layers of one model (``workspace.py``).
 """
 import math
 
 import numpy as np
 
 from .. import backend
-from .im2col import (as_chwn, chwn_to_nchw, col2im_chwn, conv_out_size, deconv_out_size, im2col_chwn,
-                     nchw_to_chwn)
+from .im2col import conv_out_size, deconv_out_size
+from .layout import as_chwn, chwn_to_nchw, col2im_chwn, im2col_chwn, nchw_to_chwn
 from .module import Module, Parameter, check_cache, check_input
-from .workspace import scratch
+from .workspace import Workspace
 
 
-def _reuse(old, shape, dtype, xp):
-    """``old`` reshaped to ``shape`` if it can hold it (same size, dtype, backend), else a new empty array.
+def columns(x, k, s, p, workspace, out=None):
+    """colsᵀ(x) (C·K·K, OH·OW·N): every K×K window of x (N, C, H, W), padded by p, as a column.
 
-    A layer's cache is dead once the next forward starts, so that forward may write its own
-    cache into the same memory — the plain version is always ``xp.empty(shape, dtype)``.
+    Written into ``out`` if given, else into the workspace's "columns" buffer.
     """
-    if (old is not None and old.size == math.prod(shape) and old.dtype == dtype and old.flags.c_contiguous
-            and backend.get_array_module(old) is xp):
-        return old.reshape(shape)
-    return xp.empty(shape, dtype)
+    N, C, H, W = x.shape
+    xp, dt = backend.get_array_module(x), x.dtype
+    OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
+    x_pad = nchw_to_chwn(x, p, out=workspace.get("padded", (C, H + 2 * p, W + 2 * p, N), dt, xp))
+    if out is None:
+        out = workspace.get("columns", (C * k * k, OH * OW * N), dt, xp)
+    return im2col_chwn(x_pad, k, s, out=out)
+
+
+def convolve(x, W2, k, s, p, workspace, cols=None):
+    """A convolution as one matrix product: (Y, colsᵀ) with Y = W2 · colsᵀ(x).
+
+    x (N, C, H, W); W2 (O, C·K·K) -> Y (O, OH·OW·N), colsᵀ (C·K·K, OH·OW·N) (kept by the
+    caller for the weight gradient; ``cols`` says where to write it).
+    """
+    cols = columns(x, k, s, p, workspace, out=cols)
+    return W2 @ cols, cols
+
+
+def convolve_transpose(X, W2, k, s, p, out_size, workspace):
+    """The adjoint of ``convolve``: y = col2im(W2ᵀ · X), every input pixel scattering a K×K patch.
+
+    X (C, H, W, N); W2 (C, O·K·K); out_size (OH, OW) -> y (O, OH, OW, N), a new array.
+    """
+    C, H, W, N = X.shape
+    (OH, OW), O = out_size, W2.shape[1] // (k * k)
+    xp, dt = backend.get_array_module(X), X.dtype
+    cols = xp.matmul(W2.T, X.reshape(C, H * W * N),
+                     out=workspace.get("columns", (O * k * k, H * W * N), dt, xp))   # (O·K·K, H·W·N)
+    canvas = col2im_chwn(cols, workspace.get("canvas", (O, OH + 2 * p, OW + 2 * p, N), dt, xp), k, s)
+    return canvas[:, p:p + OH, p:p + OW].copy()                         # the padding cut away
 
 
 def _init_uniform(shape, fan_in):
@@ -65,9 +96,8 @@ def _init_uniform(shape, fan_in):
 def _matmul_nt(a, b):
     """a · bᵀ for a (m, P) and b (n, P): a weight gradient, summed over P = every pixel of the batch.
 
-    Computed as (b · aᵀ)ᵀ — the same numbers — when b has more rows: OpenBLAS ran these
-    long-P products 1.2–3× faster with the taller matrix on the left at every DCGAN layer
-    (2 threads), and up to 100× slower the other way round for the 48-row one.
+    Computed as (b · aᵀ)ᵀ — the same numbers — when b has more rows: OpenBLAS runs these
+    long-P products much faster with the taller matrix on the left (benchmarks/RESULTS.md).
     """
     return a @ b.T if a.shape[0] >= b.shape[0] else (b @ a.T).T
 
@@ -82,6 +112,7 @@ class _ConvBase(Module):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.weight = Parameter(_init_uniform(weight_shape, fan_in))
         self.bias = Parameter(_init_uniform((out_channels,), fan_in)) if bias else None
+        self.workspace = Workspace()                 # scratch; Module.share_workspace() shares one
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -103,6 +134,7 @@ class Conv2d(_ConvBase):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias,
                          (out_channels, in_channels, kernel_size, kernel_size),
                          in_channels * kernel_size * kernel_size)
+        self.cache = Workspace()                     # memory of self.cols, reused by the next forward
 
     def forward(self, x):
         check_input(self, x, self.in_channels)
@@ -112,13 +144,10 @@ class Conv2d(_ConvBase):
         if OH < 1 or OW < 1:
             raise ValueError(f"Conv2d: input of shape {tuple(x.shape)} is smaller than the kernel "
                              f"(k={k}, padding={p}): need H, W >= {k - 2 * p}")
-        xp, dt = backend.get_array_module(x), x.dtype
+        xp = backend.get_array_module(x)
         self.x_shape = x.shape
-        x_pad = nchw_to_chwn(x, p, out=scratch("padded", (C, H + 2 * p, W + 2 * p, N), dt, xp))
-        cols = _reuse(getattr(self, "cols", None), (C * k * k, OH * OW * N), dt, xp)
-        self.cols = im2col_chwn(x_pad, k, s, out=cols)                   # (C·K·K, OH·OW·N)
-        W2 = self.weight.data.reshape(O, -1)                             # (O, C·K·K)
-        Y = W2 @ self.cols                                               # (O, OH·OW·N)
+        cols = self.cache.get("cols", (C * k * k, OH * OW * N), x.dtype, xp)
+        Y, self.cols = convolve(x, self.weight.data.reshape(O, -1), k, s, p, self.workspace, cols)
         if self.bias is not None:
             Y += self.bias.data.reshape(O, 1)
         self.out_shape = (N, O, OH, OW)
@@ -127,20 +156,18 @@ class Conv2d(_ConvBase):
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
         N, O, OH, OW = dout.shape
-        xp, dt = backend.get_array_module(dout), dout.dtype
-        dY = as_chwn(dout).reshape(O, OH * OW * N)                      # free for a tinygan gradient
+        dY = as_chwn(dout)                                               # (O, OH, OW, N), free for a tinygan gradient
+        dY2 = dY.reshape(O, OH * OW * N)
         if self.weight.requires_grad:
-            self.weight.grad += _matmul_nt(dY, self.cols).reshape(self.weight.shape)   # dY · (colsᵀ)ᵀ
+            self.weight.grad += _matmul_nt(dY2, self.cols).reshape(self.weight.shape)  # dY · (colsᵀ)ᵀ
         if self.bias is not None and self.bias.requires_grad:
-            self.bias.grad += dY.sum(axis=1)
+            self.bias.grad += dY2.sum(axis=1)
         if not self.needs_input_grad:
             return None
         _, C, H, W = self.x_shape
-        k, s, p = self.kernel_size, self.stride, self.padding
-        W2 = self.weight.data.reshape(O, -1)
-        dcols = xp.matmul(W2.T, dY, out=scratch("columns", (C * k * k, OH * OW * N), dt, xp))
-        canvas = col2im_chwn(dcols, scratch("canvas", (C, H + 2 * p, W + 2 * p, N), dt, xp), k, s)
-        return chwn_to_nchw(canvas[:, p:p + H, p:p + W].copy())         # the padding cut away
+        W2 = self.weight.data.reshape(O, -1)                             # (O, C·K·K)
+        dx = convolve_transpose(dY, W2, self.kernel_size, self.stride, self.padding, (H, W), self.workspace)
+        return chwn_to_nchw(dx)                                          # the input gradient is a transposed conv
 
 
 class ConvTranspose2d(_ConvBase):
@@ -149,10 +176,10 @@ class ConvTranspose2d(_ConvBase):
     forward:  (N, C, H, W) -> (N, O, OH, OW),  OH = (H − 1)·s − 2p + K + output_padding
               every input pixel scatters C→O weighted K×K patches; overlaps add:
               y = col2im(W2ᵀ · X) + b, with X the input as a (C, H·W·N) matrix
-    backward: with D = colsᵀ(dout) (O·K·K, H·W·N), the windows of the padded dout,
-        dX = W2 · D           a strided convolution of dout with the same weight
-        dW = X · Dᵀ           (C, O·K·K)
-        db = Σ_{n,y,x} dout   (O,)
+    backward: with colsᵀ(dout) (O·K·K, H·W·N), the windows of the padded dout,
+        dX = W2 · colsᵀ(dout)         a strided convolution of dout with the same weight
+        dW = X · colsᵀ(dout)ᵀ         (C, O·K·K)
+        db = Σ_{n,y,x} dout           (O,)
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
@@ -175,32 +202,28 @@ class ConvTranspose2d(_ConvBase):
             need = max(1, 1 - (-(2 * p + 1 - k - op) // s))
             raise ValueError(f"ConvTranspose2d: input of shape {tuple(x.shape)} gives an empty output "
                              f"({OH}x{OW}) with k={k}, s={s}, padding={p}: need H, W >= {need}")
-        xp, dt, O = backend.get_array_module(x), x.dtype, self.out_channels
         self.x_shape = x.shape
-        self.x_t = as_chwn(x).reshape(C, H * W * N)                    # X (C, H·W·N); a view of x
+        self.X = as_chwn(x)                                              # (C, H, W, N); a view of x
         W2 = self.weight.data.reshape(C, -1)                             # (C, O·K·K)
-        cols = xp.matmul(W2.T, self.x_t, out=scratch("columns", (O * k * k, H * W * N), dt, xp))
-        canvas = col2im_chwn(cols, scratch("canvas", (O, OH + 2 * p, OW + 2 * p, N), dt, xp), k, s)
-        y = canvas[:, p:p + OH, p:p + OW].copy()                         # (O, OH, OW, N), padding cut away
+        y = convolve_transpose(self.X, W2, k, s, p, (OH, OW), self.workspace)
         if self.bias is not None:
             y += self.bias.data.reshape(-1, 1, 1, 1)
-        self.out_shape = (N, O, OH, OW)
+        self.out_shape = (N, self.out_channels, OH, OW)
         return chwn_to_nchw(y)
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
-        N, O, OH, OW = dout.shape
         k, s, p = self.kernel_size, self.stride, self.padding
         _, C, H, W = self.x_shape
-        xp, dt = backend.get_array_module(dout), dout.dtype
-        dout_pad = nchw_to_chwn(dout, p, out=scratch("padded", (O, OH + 2 * p, OW + 2 * p, N), dt, xp))
-        D = im2col_chwn(dout_pad, k, s, out=scratch("columns", (O * k * k, H * W * N), dt, xp))
+        N = dout.shape[0]
+        W2 = self.weight.data.reshape(C, -1)                             # (C, O·K·K)
+        if self.needs_input_grad:
+            dX, dcols = convolve(dout, W2, k, s, p, self.workspace)     # the input gradient is a convolution
+        else:
+            dX, dcols = None, columns(dout, k, s, p, self.workspace)    # colsᵀ(dout) (O·K·K, H·W·N)
+        X2 = self.X.reshape(C, H * W * N)
         if self.weight.requires_grad:
-            self.weight.grad += _matmul_nt(self.x_t, D).reshape(self.weight.shape)     # X · Dᵀ
+            self.weight.grad += _matmul_nt(X2, dcols).reshape(self.weight.shape)      # X · colsᵀ(dout)ᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dout.sum(axis=(0, 2, 3))
-        if not self.needs_input_grad:
-            return None
-        W2 = self.weight.data.reshape(C, -1)
-        dX = W2 @ D                                                      # (C, H·W·N)
-        return chwn_to_nchw(dX.reshape(C, H, W, N))
+        return None if dX is None else chwn_to_nchw(dX.reshape(C, H, W, N))

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import backend
+from .workspace import Workspace
 
 
 def check_input(layer, x, channels):
@@ -133,6 +134,16 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    def share_workspace(self, workspace=None):
+        """Give every layer below this module that has scratch memory the same ``Workspace``
+        (a new one by default): layers of one model run one at a time, so one set of
+        buffers serves them all. Returns the workspace."""
+        workspace = Workspace() if workspace is None else workspace
+        for m in self.modules():
+            if hasattr(m, "workspace"):
+                m.workspace = workspace
+        return workspace
 
     def requires_grad_(self, flag=True):
         """Switch parameter gradients on or off for every parameter below this module."""

@@ -1,69 +1,57 @@
-"""Scratch memory that the layers reuse from call to call.
+"""Workspace: scratch memory that layers reuse from call to call, owned by whoever runs them.
 
 A convolution's big temporaries — the padded input, the column matrix, the canvas that
 col2im adds into — cost more to allocate than to fill: fresh memory from the operating
 system arrives zeroed, one page fault per 4 KiB on first touch. So instead of
-``xp.empty(shape, dtype)`` a layer asks
+``xp.empty(shape, dtype)`` a layer asks its workspace
 
-    scratch(role, shape, dtype, xp)
+    self.workspace.get(role, shape, dtype, xp)
 
 and gets a C-contiguous array of that shape carved from a buffer kept for ``role``, grown
 to the largest request seen. The rules that make this safe:
 
   * a scratch array is dead when the forward/backward that asked for it returns: it is
-    never returned to the caller and never kept in a layer's cache (those get their
-    own memory);
-  * the layers run one at a time, so one buffer per role serves all of them; within one
-    call, two temporaries alive at once need two different roles.
+    never returned to the caller and never kept in a layer's cache;
+  * layers that share a workspace run one at a time, so one buffer per role serves them
+    all; within one call, two temporaries alive at once need two different roles.
 
-Its contents are garbage on arrival (as ``empty``'s): fill it completely, or zero it.
-``clear()`` gives the memory back. The plain version of every use is
-``xp.empty(shape, dtype)``; ``set_enabled(False)`` switches to exactly that.
-
-Measured on the DCGAN at batch 64 (2 cores): with fresh arrays the kernel spent 0.12–0.21 s
-of system time per training step handing out zeroed pages for the 64 MB column matrices
-(getrusage), against 0.01–0.04 s with reuse; the price is about 40 MB more peak RSS,
-since the buffers stay allocated between steps.
+Every layer starts with a workspace of its own; ``Module.share_workspace()`` gives all the
+layers of a model one (``dcgan.build`` gives G and D of one GAN the same one, since a
+training step runs them one after the other). Two models trained in two threads each keep
+their own. Contents are garbage on arrival (as ``empty``'s): fill it completely, or zero it.
+``Workspace(reuse=False)`` is the plain version: a fresh ``xp.empty`` every time.
 """
 import math
 
 import numpy as np
 
-_buffers = {}
-_enabled = True
 
+class Workspace:
+    """{role: buffer}: uninitialised C-contiguous arrays handed out per role and reused."""
 
-def scratch(role, shape, dtype, xp):
-    """An uninitialised C-contiguous ``shape`` array of ``dtype`` on ``xp``, reused per role."""
-    n = math.prod(shape)
-    if not _enabled:
-        return xp.empty(shape, dtype)
-    key = (role, np.dtype(dtype).str, xp.__name__)
-    buf = _buffers.get(key)
-    if buf is None or buf.size < n:
-        _buffers.pop(key, None)                # let the old buffer go before taking the new one
-        buf = _buffers[key] = xp.empty(n, dtype)
-    return buf[:n].reshape(shape)
+    def __init__(self, reuse=True):
+        self.reuse = reuse
+        self.buffers = {}
 
+    def get(self, role, shape, dtype, xp):
+        """An uninitialised C-contiguous ``shape`` array of ``dtype`` on ``xp``, reused per role."""
+        n = math.prod(shape)
+        if not self.reuse:
+            return xp.empty(shape, dtype)
+        key = (role, np.dtype(dtype).str, xp.__name__)
+        buf = self.buffers.get(key)
+        if buf is None or buf.size < n:
+            self.buffers.pop(key, None)            # let the old buffer go before taking the new one
+            buf = self.buffers[key] = xp.empty(n, dtype)
+        return buf[:n].reshape(shape)
 
-def clear():
-    """Drop every scratch buffer (their memory is freed once no array views them)."""
-    _buffers.clear()
+    def clear(self):
+        """Drop every buffer (their memory is freed once no array views them)."""
+        self.buffers.clear()
 
+    def nbytes(self):
+        """Bytes held now."""
+        return sum(b.nbytes for b in self.buffers.values())
 
-def set_enabled(flag):
-    """Reuse buffers (True, the default) or allocate fresh ones every time (False)."""
-    global _enabled
-    _enabled = bool(flag)
-    if not flag:
-        clear()
-
-
-def nbytes():
-    """Bytes held by the scratch buffers now."""
-    return sum(b.nbytes for b in _buffers.values())
-
-
-def buffers():
-    """{role: buffer} for every scratch buffer held now (for tests and memory reports)."""
-    return {key[0]: buf for key, buf in _buffers.items()}
+    def __repr__(self):
+        return f"Workspace({len(self.buffers)} buffers, {self.nbytes():,} bytes)"

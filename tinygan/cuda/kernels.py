@@ -1,18 +1,17 @@
 """Hand-written CUDA kernels for the GPU path, each beside the NumPy twin it must agree with.
 
-Notation (as in ``im2col.py``): N batch, C channels, (H, W) the size of the image that
+Notation (as in ``tinygan/nn/im2col.py``): N batch, C channels, (H, W) the size of the image that
 col2im writes, K kernel, s stride, p padding, (OH, OW) the grid of windows; the column
 matrix is colsᵀ (C·K·K, OH·OW·N) in the batch-innermost layout the layers use.
 
-Status: OFF by default, until a run on a GPU has proved them (tests/test_gpu.py, then
-benchmarks/train_step.py --backend cupy). Switch them on with ``use_kernels(True)`` or
-the environment variable ``TINYGAN_CUDA_KERNELS=1``. Off, or on NumPy arrays, nothing
-here runs and the layers use their ordinary array code. CuPy is imported only when a
+Status: not wired into any layer. No GPU has run them yet, so the layers use their
+ordinary array code on CuPy too; the GPU work (docs/gpu.md) decides which of these earn a
+place in ``tinygan.nn`` once a device can measure them. CuPy is imported only when a
 kernel is first launched, never when this module is imported.
 
 Three kernels, all in ``CUDA_SOURCE`` (one CUDA C++ text, compiled by CuPy's NVRTC):
 
-``col2im_gather`` — col2im that GATHERS. The array code (``im2col.col2im_chwn``) scatters:
+``col2im_gather`` — col2im that GATHERS. The array code (``layout.col2im_chwn``) scatters:
     for every kernel offset (ky, kx) it adds a block of colsᵀ into the canvas, and
     overlapping windows add into the same pixel. A GPU thread per column entry would need
     atomic adds (slow, and the order of the additions — so the last bits — changes from
@@ -34,7 +33,7 @@ Three kernels, all in ``CUDA_SOURCE`` (one CUDA C++ text, compiled by CuPy's NVR
     Only the unpadded pixels are computed (the padding border, which the array code fills
     and then cuts away, never is), written in the layers' batch-innermost layout
     (C, H, W, N) or in (N, C, H, W). ``col2im_canvas_gather`` is the drop-in for
-    ``im2col.col2im_chwn`` (a padded canvas, p = 0). NumPy twins:
+    ``layout.col2im_chwn`` (a padded canvas, p = 0). NumPy twins:
     ``col2im_gather_t_reference`` (colsᵀ, as the kernel takes it), ``col2im_gather_reference``
     (the classic layout of ``im2col.col2im``).
 
@@ -56,14 +55,10 @@ Every kernel loops ``for (i = thread; i < total; i += all threads)`` (a grid-str
 so the tests can also compile the very same source for the CPU with one thread
 (tests/test_cuda_kernels_cpu.py) and check its index arithmetic without a GPU.
 """
-import os
-
 import numpy as np
 
-from .im2col import chwn_to_nchw, conv_out_size
-
-ENV_VAR = "TINYGAN_CUDA_KERNELS"
-_enabled = os.environ.get(ENV_VAR, "") not in ("", "0")
+from ..nn.im2col import conv_out_size
+from ..nn.layout import chwn_to_nchw
 
 CUDA_SOURCE = r"""
 // ---- col2im that gathers: one thread per output pixel, no atomics --------------------
@@ -146,23 +141,6 @@ NVRTC_OPTIONS = ("--std=c++14", "--fmad=false")
 THREADS = 256
 
 
-def use_kernels(flag=True):
-    """Switch the CUDA kernels on (True) or off (False, the default); returns the old setting."""
-    global _enabled
-    old, _enabled = _enabled, bool(flag)
-    return old
-
-
-def enabled():
-    """True when the kernels are switched on (``use_kernels`` or $TINYGAN_CUDA_KERNELS=1)."""
-    return _enabled
-
-
-def enabled_for(a):
-    """True when the kernels are on and ``a`` is a CuPy array: the test the layers' hooks make."""
-    return _enabled and type(a).__module__.split(".")[0] == "cupy"
-
-
 # ----- launching (CuPy only) -----------------------------------------------------------
 
 _module = None
@@ -224,7 +202,7 @@ def col2im_gather(cols_t, shape, k, s, p, layout="chwn"):
 
 
 def col2im_canvas_gather(cols_t, canvas, k, s):
-    """Drop-in for ``im2col.col2im_chwn``: fill the padded canvas (C, Hp, Wp, N) from colsᵀ; returns it.
+    """Drop-in for ``layout.col2im_chwn``: fill the padded canvas (C, Hp, Wp, N) from colsᵀ; returns it.
 
     Every canvas element is written (no zeroing needed). Twin: ``col2im_canvas_gather_reference``.
     """

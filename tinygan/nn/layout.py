@@ -1,0 +1,105 @@
+"""The batch-innermost layout the layers compute in, and im2col/col2im written for it.
+
+Notation as in ``im2col.py``: N batch, C channels, H, W size, K kernel, s stride, p padding,
+OH, OW output size. ``im2col.py`` has the textbook versions of these operations on
+(N, C, H, W) arrays; read it first. This module is the same arithmetic in another layout.
+
+An activation is STORED as (C, H, W, N) — channel, row, column, and the N images of the
+batch side by side in memory — and the column matrix as the transpose of the textbook one
+
+    colsᵀ (C·K·K, OH·OW·N):   colsᵀ[(c, ky, kx), (oy, ox, n)] = x_pad[c, oy·s + ky, ox·s + kx, n]
+
+Why: a stride-s window slice of an (N, C, H, W) array jumps s elements at a time along its
+only contiguous axis (W), so NumPy copies or adds it a few numbers per inner loop; in
+(C, H, W, N) every such slice moves whole runs of N contiguous numbers (benchmarks/RESULTS.md
+has what that bought). The transposed column matrix also puts the weight on the left,
+Y = W2 · colsᵀ, the textbook (O, C·K·K) · (C·K·K, pixels).
+
+Shape is not layout. The layers still take and return arrays of SHAPE (N, C, H, W); they
+return them as a transposed view ``chwn_to_nchw(a)`` of (C, H, W, N) memory (strides do
+the rest, as PyTorch's ``channels_last`` memory format keeps NCHW shapes over NHWC
+memory). NumPy's element-wise operations and reductions keep that layout, so when the
+next convolution asks ``as_chwn(x)`` the answer is free: no transpose is ever copied
+between two tinygan layers, only at the edges (an (N, C, H, W) batch of images coming in).
+"""
+from ..backend import get_array_module
+
+
+def nchw_to_chwn(x, p=0, out=None):
+    """(N, C, H, W) -> (C, H + 2p, W + 2p, N): zero border of width p, the batch innermost.
+
+    ``out``, if given, is filled (interior copied, border zeroed) and returned; that is how
+    the layers avoid a fresh allocation and ``np.pad``'s extra copy.
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    if out is None:
+        out = xp.empty((C, H + 2 * p, W + 2 * p, N), dtype=x.dtype)
+    if p:
+        out[:, :p] = 0
+        out[:, H + p:] = 0
+        out[:, p:H + p, :p] = 0
+        out[:, p:H + p, W + p:] = 0
+    out[:, p:H + p, p:W + p] = x.transpose(1, 2, 3, 0)
+    return out
+
+
+def as_chwn(x):
+    """x (N, C, H, W) as a C-contiguous (C, H, W, N) array.
+
+    Free (a view) when x is stored batch-innermost, as every tinygan layer returns it;
+    one transposing copy otherwise.
+    """
+    return get_array_module(x).ascontiguousarray(x.transpose(1, 2, 3, 0))
+
+
+def chwn_to_nchw(a):
+    """(C, H, W, N) -> the same memory seen as shape (N, C, H, W): a view, no copy."""
+    return a.transpose(3, 0, 1, 2)
+
+
+def im2col_chwn(x_pad, k, s, out=None):
+    """(C, Hp, Wp, N) already padded -> colsᵀ (C·K·K, OH·OW·N) with OH = (Hp − K)//s + 1.
+
+    colsᵀ[(c, ky, kx), (oy, ox, n)] = x_pad[c, oy·s + ky, ox·s + kx, n]. The right-hand side,
+    for all indices at once, is a strided VIEW of x_pad (no data moves); the one copy into
+    ``out`` (or a new array) is the whole cost. Plain version: ``im2col.im2col``.
+    """
+    xp = get_array_module(x_pad)
+    C, Hp, Wp, N = x_pad.shape
+    OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1
+    sC, sH, sW, sN = x_pad.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        x_pad, shape=(C, k, k, OH, OW, N), strides=(sC, sH, sW, sH * s, sW * s, sN))
+    if out is None:
+        out = xp.empty((C * k * k, OH * OW * N), dtype=x_pad.dtype)
+    out.reshape(C, k, k, OH, OW, N)[...] = windows
+    return out
+
+
+def col2im_chwn(cols, canvas, k, s):
+    """Add colsᵀ (C·K·K, OH·OW·N) back into ``canvas`` (C, Hp, Wp, N), zeroed first; returns it.
+
+    canvas[c, oy·s + ky, ox·s + kx, n] += colsᵀ[(c, ky, kx), (oy, ox, n)], overlaps summed.
+    One strided-slice addition per kernel offset (ky, kx), K·K in all, each adding a
+    (C, OH, OW, N) block whose rows are N contiguous numbers (``np.add.at`` would be the
+    one-liner, and far slower). Plain version: ``im2col.col2im`` / ``col2im_reference``.
+
+    The additions run over a few channels at a time (``_CHANNELS_BYTES`` of canvas), so
+    that the part of the canvas they add into stays in cache for all K·K of them; the loop
+    over channel blocks changes which numbers are added in which order not at all.
+    """
+    C, Hp, Wp, N = canvas.shape
+    OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1
+    cols = cols.reshape(C, k, k, OH, OW, N)
+    canvas[...] = 0
+    step = max(1, _CHANNELS_BYTES // (Hp * Wp * N * canvas.itemsize))
+    for c in range(0, C, step):
+        part, cols_part = canvas[c:c + step], cols[c:c + step]
+        for ky in range(k):
+            for kx in range(k):
+                part[:, ky:ky + s * OH:s, kx:kx + s * OW:s] += cols_part[:, ky, kx]
+    return canvas
+
+
+_CHANNELS_BYTES = 2 ** 21        # 2 MiB of canvas per block of channels in col2im_chwn
