@@ -100,6 +100,14 @@ def on_train_step(monkeypatch, call, action):
     return real_step
 
 
+# The (k, s, p) of every per-layer convolution test (loops, finite differences, PyTorch), and
+# the (k, s, p, output_padding) of the transposed ones: 1×1, same-size, DCGAN k4 s2 p1,
+# strides larger than the kernel, padding larger than half the kernel, output_padding.
+CONV_KSP = [(1, 1, 0), (3, 1, 1), (3, 2, 1), (4, 2, 1), (2, 3, 0), (3, 1, 2), (4, 1, 0), (2, 3, 2)]
+DECONV_KSPO = [(1, 1, 0, 0), (3, 1, 1, 0), (4, 2, 1, 0), (4, 2, 1, 1), (3, 2, 1, 1), (3, 3, 0, 2), (2, 1, 1, 0),
+               (4, 1, 0, 0), (5, 2, 2, 1)]
+
+
 def conv_cases(ksp, shapes):
     """pytest params (k, s, p, shape) for every (k, s, p) × (N, C, H, W) whose convolution output is not empty."""
     import itertools

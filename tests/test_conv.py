@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygan
+from conftest import CONV_KSP, DECONV_KSPO
 from tinygan import nn, to_numpy
 
 HYPO = settings(max_examples=30, deadline=None, derandomize=True, database=None,
@@ -80,14 +81,13 @@ def _run_deconv(xp, randn, N, C, O, H, W, k, s, p, op, bias):
     np.testing.assert_allclose(to_numpy(y), want, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("k,s,p", [(1, 1, 0), (3, 1, 1), (3, 2, 1), (4, 2, 1), (2, 3, 0), (3, 1, 2)])
+@pytest.mark.parametrize("k,s,p", CONV_KSP)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d_forward_matches_loops(xp, randn, k, s, p, bias):
     _run_conv(xp, randn, 2, 3, 2, 6, 5, k, s, p, bias)
 
 
-@pytest.mark.parametrize("k,s,p,op", [(1, 1, 0, 0), (3, 1, 1, 0), (4, 2, 1, 0), (4, 2, 1, 1), (3, 2, 1, 1),
-                                      (3, 3, 0, 2), (2, 1, 1, 0), (4, 1, 0, 0)])
+@pytest.mark.parametrize("k,s,p,op", DECONV_KSPO)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_transpose2d_forward_matches_loops(xp, randn, k, s, p, op, bias):
     _run_deconv(xp, randn, 2, 3, 2, 3, 4, k, s, p, op, bias)

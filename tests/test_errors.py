@@ -6,7 +6,6 @@ import types
 import numpy as np
 import pytest
 
-import tinygan
 from tinygan import nn
 
 
@@ -23,7 +22,7 @@ IDS = [name for name, _ in LAYERS_WITH_CHANNELS]
 
 
 @pytest.mark.parametrize("name,make", LAYERS_WITH_CHANNELS, ids=IDS)
-@pytest.mark.parametrize("shape", [(3, 8, 8), (2, 3, 8, 8, 1), (8,)])
+@pytest.mark.parametrize("shape", [(3, 8, 8), (2, 3, 8, 8, 1), (8,), (2, 2), (2, 2, 2), (2, 2, 2, 2, 2)])
 def test_wrong_rank(name, make, shape):
     with pytest.raises(ValueError, match=rf"^{name}: expected input of shape \(N, 3, H, W\), "
                                          rf"got shape {re.escape(str(shape))}$"):
@@ -37,10 +36,11 @@ def test_not_an_array(name, make):
 
 
 @pytest.mark.parametrize("name,make", LAYERS_WITH_CHANNELS, ids=IDS)
-def test_wrong_channel_count(name, make):
+@pytest.mark.parametrize("channels", [1, 2, 4, 5, 6])
+def test_wrong_channel_count(name, make, channels):
     with pytest.raises(ValueError, match=rf"^{name}: expected 3 input channels \(N, 3, H, W\), "
-                                         r"got shape \(2, 4, 8, 8\)$"):
-        make()(_x(2, 4, 8, 8))
+                                         rf"got shape \(2, {channels}, 8, 8\)$"):
+        make()(_x(2, channels, 8, 8))
 
 
 @pytest.mark.parametrize("name,make", LAYERS_WITH_CHANNELS, ids=IDS)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinygan import backend, checkpoint, io
+from tinygan import checkpoint, io
 from tinygan import train as train_mod
 from tinygan.dcgan import build
 from tinygan.nn import (BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh,
@@ -93,25 +93,6 @@ def test_checkpoint_arrays_are_host_arrays_that_load_back_exactly(tmp_path):
     checkpoint.restore(state, G2, D2)
     for a, b in zip(G.state_dict().values(), G2.state_dict().values()):
         np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.gpu
-def test_checkpoint_written_with_cupy_loads_with_numpy_and_back(tmp_path):
-    if not backend.cupy_available():
-        pytest.skip("CuPy/GPU not available: run on a GPU machine with `pytest -m gpu`")
-    import cupy
-    G, D = build(latent_dim=8, features=4, image_size=16, seed=0)
-    G.to("cupy"), D.to("cupy")
-    checkpoint.save(tmp_path / "gpu.npz", G, D)
-    G_cpu, D_cpu = build(latent_dim=8, features=4, image_size=16, seed=1)
-    checkpoint.restore(checkpoint.load(tmp_path / "gpu.npz"), G_cpu, D_cpu)
-    for a, b in zip(G.state_dict().values(), G_cpu.state_dict().values()):
-        np.testing.assert_array_equal(cupy.asnumpy(a), b)
-    G_back, D_back = build(latent_dim=8, features=4, image_size=16, seed=2)
-    G_back.to("cupy"), D_back.to("cupy")
-    checkpoint.save(tmp_path / "cpu.npz", G_cpu, D_cpu)
-    checkpoint.restore(checkpoint.load(tmp_path / "cpu.npz"), G_back, D_back)
-    assert all(isinstance(v, cupy.ndarray) for v in G_back.state_dict().values())
 
 
 # ---- the training run -----------------------------------------------------------------
@@ -235,19 +216,6 @@ def test_valid_shapes_give_finite_outputs_of_the_right_shape(kind, n, c, h, w, k
     assert y.shape == (n, oc, oh, ow) and y.dtype == np.float32 and np.isfinite(y).all()
     dx = layer.backward(rng.standard_normal(y.shape).astype(np.float32))
     assert dx.shape == x.shape and dx.dtype == np.float32 and np.isfinite(dx).all()
-
-
-@settings(max_examples=40, deadline=None, derandomize=True)
-@given(kind=st.sampled_from(["conv", "deconv", "bn"]), rank=st.sampled_from([2, 3, 5]),
-       wrong_c=st.integers(1, 6))
-def test_invalid_shapes_raise_the_layers_clear_error(kind, rank, wrong_c):
-    layer = {"conv": Conv2d(3, 2, 3), "deconv": ConvTranspose2d(3, 2, 3), "bn": BatchNorm2d(3)}[kind]
-    name = type(layer).__name__
-    with pytest.raises(ValueError, match=rf"{name}: expected input of shape \(N, 3, H, W\), got shape"):
-        layer(np.zeros((2,) * rank, np.float32))
-    if wrong_c != 3:
-        with pytest.raises(ValueError, match=rf"{name}: expected 3 input channels .* got shape \(2, {wrong_c}, 5, 5\)"):
-            layer(np.zeros((2, wrong_c, 5, 5), np.float32))
 
 
 def test_sequential_reports_the_failing_layer():

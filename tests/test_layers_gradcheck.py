@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygan
+from conftest import CONV_KSP, DECONV_KSPO
 from tinygan import nn, to_numpy
 from tinygan.gradcheck import GradcheckError, check_directional, check_module
 
@@ -39,15 +40,14 @@ def _randomise(module, seed=0, scale=0.5):
 
 # ----- convolutions ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("k,s,p", [(1, 1, 0), (3, 1, 1), (3, 2, 1), (4, 2, 1), (2, 3, 0)])
+@pytest.mark.parametrize("k,s,p", CONV_KSP)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d(xp, randn, k, s, p, bias):
     layer = nn.Conv2d(2, 3, k, stride=s, padding=p, bias=bias)
     _assert_all_checked(check_module(layer, randn(xp, 2, 2, 5, 5, seed=1)), layer)
 
 
-@pytest.mark.parametrize("k,s,p,op", [(1, 1, 0, 0), (3, 1, 1, 0), (4, 2, 1, 0), (4, 2, 1, 1), (3, 2, 1, 1),
-                                      (3, 3, 0, 2), (4, 1, 0, 0)])
+@pytest.mark.parametrize("k,s,p,op", DECONV_KSPO)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_transpose2d(xp, randn, k, s, p, op, bias):
     layer = nn.ConvTranspose2d(3, 2, k, stride=s, padding=p, bias=bias, output_padding=op)

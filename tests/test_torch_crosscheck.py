@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed: pip install -e '.[crosscheck]'")
 
 import tinygan  # noqa: E402
+from conftest import CONV_KSP, DECONV_KSPO
 from tinygan import nn, to_numpy  # noqa: E402
 from tinygan.optim import SGD, Adam  # noqa: E402
 
@@ -59,7 +60,7 @@ def compare_forward_backward(ours, theirs, x, seed=0):
 
 # ----- convolutions ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("k,s,p", [(1, 1, 0), (3, 1, 1), (3, 2, 1), (4, 2, 1), (4, 1, 0), (2, 3, 2)])
+@pytest.mark.parametrize("k,s,p", CONV_KSP)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d(xp, randn, k, s, p, bias):
     ours = nn.Conv2d(3, 4, k, stride=s, padding=p, bias=bias)
@@ -68,8 +69,7 @@ def test_conv2d(xp, randn, k, s, p, bias):
     compare_forward_backward(ours, theirs, randn(xp, 2, 3, 7, 6, seed=1))
 
 
-@pytest.mark.parametrize("k,s,p,op", [(1, 1, 0, 0), (3, 1, 1, 0), (4, 2, 1, 0), (4, 2, 1, 1), (3, 2, 1, 1),
-                                      (4, 1, 0, 0), (3, 3, 0, 2), (5, 2, 2, 1)])
+@pytest.mark.parametrize("k,s,p,op", DECONV_KSPO)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_transpose2d(xp, randn, k, s, p, op, bias):
     ours = nn.ConvTranspose2d(3, 4, k, stride=s, padding=p, bias=bias, output_padding=op)
