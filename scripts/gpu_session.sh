@@ -11,7 +11,7 @@
 #   env      nvidia-smi, Python, NumPy, CuPy, PyTorch versions
 #   tests    pytest -m gpu: every gpu-marked test (CuPy against NumPy, kernels against twins, ...)
 #   bench    benchmarks/train_step.py --backend cupy against PyTorch CUDA, batch 64 and 256
-#            (and batch 256 with TINYGAN_CUDA_KERNELS=1 once the kernels are wired in)
+#            (the CUDA kernels in tinygan/cuda are timed by the profile stage, not wired in)
 #   profile  scripts/gpu_profile.py: per layer, and each CUDA kernel against the array code
 #   run      examples/pokemon.py --backend cupy: the full job (64x64, batch 256, 20 epochs), timed
 #
@@ -95,13 +95,7 @@ if r["batch_size"] == 256:
 print("=== " + line)
 EOF
     done
-    if grep -q cuda_kernels "$ROOT/tinygan/nn/im2col.py" "$ROOT/tinygan/optim.py" "$ROOT/tinygan/nn/conv.py" 2>/dev/null; then
-        step "benchmark batch 256, CUDA kernels on" 90 env TINYGAN_CUDA_KERNELS=1 "$PY" benchmarks/train_step.py \
-            --backend cupy --batch-size 256 --warmup 5 --repeats 20 --no-memory --json > "$OUT/bench-256-kernels.json"
-        cat "$OUT/bench-256-kernels.json"
-    else
-        echo "=== (the CUDA kernels are not wired into the layers yet: no kernels-on benchmark)"
-    fi
+    echo "=== (the CUDA kernels in tinygan/cuda are not wired into the layers: scripts/gpu_profile.py times them)"
 fi
 
 if stage profile; then

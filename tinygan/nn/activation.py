@@ -64,7 +64,7 @@ class LeakyReLU(_Elementwise):
         if not 0 <= a <= 1:                               # the plain version, for any slope
             local = xp.where(x > 0, x.dtype.type(1), a)
         else:                                             # the same numbers in two fast passes
-            local = xp.sign(x)                            # −1, 0 or 1 (np.where was 4× slower)
+            local = xp.sign(x)                            # −1, 0 or 1 (np.where is slower)
             xp.maximum(local, a, out=local)               # 1 where x > 0, a elsewhere
         return x * local, local
 
