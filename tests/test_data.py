@@ -609,3 +609,28 @@ def test_real_sprites_all_load(tmp_path):
     assert np.all(result.images[:, :, 0, 0] == 1.0)        # RGBA, P and LA all on white
     modes = {Image.open(SPRITES / f).mode for f in result.files[::50]}
     assert "RGBA" in modes
+
+
+@pytest.mark.parametrize("name, content", [("notes.txt", b"hello\n"), ("weights.npz", bytes(range(256)) * 4),
+                                           ("empty", b""), ("fake.png", b"\x89PNG\r\n\x1a\n not really")])
+def test_a_file_that_is_neither_a_zip_nor_an_image_says_so(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with raises_naming(tmp_path / name) as e:
+        load(tmp_path / name)
+    msg = str(e.value)
+    assert "neither a zip nor an image" in msg and "download" not in msg and "\n" not in msg
+
+
+def test_a_single_image_file_names_its_folder(tmp_path):
+    save(Image.new("RGB", (8, 8), RED), tmp_path / "pics" / "one.png")
+    with raises_naming(tmp_path / "pics" / "one.png") as e:
+        load(tmp_path / "pics" / "one.png")
+    assert "single image" in str(e.value) and f"({tmp_path / 'pics'})" in str(e.value)
+
+
+def test_a_truncated_zip_under_another_name_is_still_a_broken_zip(tmp_path):
+    zip_folder(make_folder(tmp_path / "d"), tmp_path / "d.zip")
+    (tmp_path / "d.download").write_bytes((tmp_path / "d.zip").read_bytes()[:40])
+    with raises_naming(tmp_path / "d.download") as e:
+        load(tmp_path / "d.download")
+    assert "not a readable zip file" in str(e.value)

@@ -233,11 +233,32 @@ def _zip_entries(archive):
 
 
 def _open_zip(path):
+    """Open a regular file as a zip, or raise DataError saying what it is instead."""
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable zip file ({e}); download it again, "
-                        f"or pass --data with a folder of images") from None
+        reason = e
+    try:
+        decode(path)
+    except ImageError:
+        pass
+    else:
+        raise DataError(f"{path}: a single image, not a folder or .zip of images; pass --data with "
+                        f"the folder that holds it ({path.parent})") from None
+    if path.suffix.lower() != ".zip" and not _starts_like_zip(path):
+        raise DataError(f"{path}: neither a zip nor an image file; pass --data with a folder "
+                        f"or .zip of images") from None
+    raise DataError(f"{path}: not a readable zip file ({reason}); download it again, "
+                    f"or pass --data with a folder of images") from None
+
+
+def _starts_like_zip(path):
+    """True when the file begins with a zip signature (a truncated download of one)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+    except OSError:
+        return False
 
 
 def _read_member(archive, name, size):

@@ -102,3 +102,104 @@ def save_figure(fig, path):
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------
+# progress.gif: the sample grid of every epoch as one animation
+# ---------------------------------------------------------------------------------------
+
+def save_gif(frames, path, duration_ms=100, last_frame_ms=None, loop=0):
+    """Save uint8 (H, W, 3) frames (arrays or Pillow images) as an animated GIF, atomically.
+
+    duration_ms:   how long each frame shows; last_frame_ms, if given, for the last one
+    loop:          0 repeats forever
+
+    A GIF frame has at most 256 colours: each frame gets its own palette by Pillow's fast
+    octree quantiser, without dithering (sprites have flat colours; Pillow's default for an
+    RGB frame, median cut, took 100 ms a frame here). Pillow merges identical consecutive
+    frames into one, adding their durations.
+    """
+    from PIL import Image
+    frames = [f if isinstance(f, Image.Image) else Image.fromarray(_rgb_uint8(f)) for f in frames]
+    if not frames:
+        raise ValueError(f"save_gif: no frames to write to {path}")
+    frames = [f if f.mode == "P" else _to_palette(f) for f in frames]
+    durations = [int(duration_ms)] * len(frames)
+    if last_frame_ms is not None:
+        durations[-1] = int(last_frame_ms)
+    with atomic_write(path) as f:
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=loop)
+
+
+def _rgb_uint8(frame):
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"save_gif: a frame must be a uint8 (H, W, 3) array, got {frame.dtype} {frame.shape}")
+    return frame
+
+
+def _to_palette(image):
+    from PIL import Image
+    return image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+
+
+def save_progress_gif(folder, path=None, max_frames=64, max_size=300, duration_ms=150, last_frame_ms=2000):
+    """Write ``folder/progress.gif`` (or ``path``) from the folder's samples_epoch_NNN.png, in epoch order.
+
+    It reads the files, so it shows a resumed run whole. Every epoch's grid is a frame until
+    there are more than ``max_frames``; then every 2nd epoch's, then every 4th (…), always
+    with the last epoch, which is held for ``last_frame_ms``. Frames larger than
+    ``max_size`` pixels are shrunk by a whole factor (the grids are saved at scale 2: back
+    to one pixel per pixel). Returns the number of frames (0, and nothing written, when
+    the folder holds no grid yet).
+
+    Cheap enough to call after every epoch: each frame is decoded and quantised once per
+    process and kept (``_GIF_FRAMES``); the power-of-two strides make the frames chosen at
+    every stride a subset of those of the stride before, so a new epoch decodes one file.
+    """
+    import os
+    import re
+
+    from PIL import Image
+    folder = os.fspath(folder)
+    path = os.path.join(folder, "progress.gif") if path is None else path
+    grids = sorted((int(m.group(1)), m.group(0))
+                   for m in (re.fullmatch(_SAMPLES_NAME, name) for name in os.listdir(folder)) if m)
+    chosen = [os.path.join(folder, name) for _, name in _every_stride(grids, max_frames)]
+    frames, keep = [], {}
+    for file in chosen:
+        try:
+            st = os.stat(file)
+            key = (file, st.st_mtime_ns, st.st_size, max_size)
+            frame = _GIF_FRAMES.get(key)
+            if frame is None:
+                with Image.open(file) as img:
+                    img = img.convert("RGB")
+                factor = -(-max(img.size) // max_size)
+                frame = _to_palette(img.reduce(factor) if factor > 1 else img)
+        except (OSError, SyntaxError, ValueError):          # a file being replaced, a broken one
+            continue
+        keep[key] = frame
+        frames.append(frame)
+    _GIF_FRAMES.clear()
+    _GIF_FRAMES.update(keep)
+    if not frames:
+        return 0
+    size = frames[-1].size                                   # a resumed run may have changed n_samples
+    frames = [f if f.size == size else f.resize(size, Image.NEAREST) for f in frames]
+    save_gif(frames, path, duration_ms, last_frame_ms)
+    return len(frames)
+
+
+_SAMPLES_NAME = r"samples_epoch_(\d+)\.png"
+_GIF_FRAMES = {}        # (file, mtime_ns, size, max_size) -> its palette frame, for the next call
+
+
+def _every_stride(items, max_items):
+    """items[0::s] plus the last item, with s the smallest power of two that makes them <= max_items."""
+    if len(items) <= max_items:
+        return list(items)
+    stride = 1
+    while -(-(len(items) - 1) // stride) + 1 > max(max_items, 2):
+        stride *= 2
+    return list(items[:-1:stride]) + [items[-1]]
