@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from . import backend
-from .images import save_grid, save_loss_plot
+from .images import save_grid, save_loss_plot, save_progress_gif
 from .io import atomic_write
 from .nn import sampling
 from .swd import swd
@@ -119,7 +119,7 @@ class ProgressGif(Callback):
     """progress.gif: every epoch's sample grid as one animation (after ``SampleGrids``)."""
 
     def on_epoch_end(self, run, record):
-        save_progress_gif(run.cfg.out)  # noqa  GIF: wired when images.save_progress_gif lands
+        save_progress_gif(run.cfg.out)
 
 
 class LossPlot(Callback):
@@ -142,4 +142,4 @@ class EpochLine(Callback):
 def standard(cfg):
     """The chores of a documented run, in order: metrics first, then what saves them."""
     return [*([SWD(cfg.swd_every)] if cfg.swd_every else []), DWinsWarning(), Checkpoint(), LogFile(),
-            SampleGrids(), LossPlot(), *([] if cfg.progress else [EpochLine()])]
+            SampleGrids(), ProgressGif(), LossPlot(), *([] if cfg.progress else [EpochLine()])]

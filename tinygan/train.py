@@ -27,7 +27,6 @@ import json
 import os
 import signal
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -41,6 +40,7 @@ from .io import atomic_write, check_writable
 from .nn import BCEWithLogitsLoss, sampling
 from .optim import Adam
 from .progress import Progress, format_bytes, format_seconds
+from .runlock import RunLock
 
 # Defaults that make sense per backend: d2l's full job on a GPU, a ~10-minute job on 2 CPU cores.
 BACKEND_DEFAULTS = {
@@ -242,7 +242,7 @@ def run(cfg, resume=None, callbacks=None):
     cfg = cfg.resolved()
     callbacks = standard(cfg) if callbacks is None else callbacks
     check_writable(cfg.out)
-    with nullcontext():  # RUNLOCK
+    with RunLock(cfg.out, log=_log):                  # one run per output folder
         r = Run(cfg, resume)
         with atomic_write(os.path.join(cfg.out, "config.json"), "w") as f:
             json.dump({**asdict(cfg), "images": r.n, "skipped": r.skipped}, f, indent=2)
