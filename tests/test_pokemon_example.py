@@ -50,9 +50,20 @@ def test_two_epochs_write_every_output(sprite_folder, tmp_path):
     proc = run_example(["--data", str(sprite_folder), "--epochs", "2", "--out", str(out), *TINY], tmp_path)
     names = {p.name for p in out.iterdir()}
     for name in ["real.png", "samples_epoch_001.png", "samples_epoch_002.png", "losses.png",
-                 "log.jsonl", "config.json", "checkpoint.npz"]:
+                 "log.jsonl", "config.json", "checkpoint.npz", "progress.gif"]:
         assert name in names, f"{name} missing from {sorted(names)}"
     assert not [n for n in names if n.endswith(".tmp")]
+    assert ".tinygan-run.lock" not in names                    # the run's lock is gone with it
+    # progress.gif: the two epoch grids, in order, as frames of the animation
+    with Image.open(out / "progress.gif") as gif:
+        assert gif.n_frames == 2
+        frames = []
+        for i in range(2):
+            gif.seek(i)
+            frames.append(np.asarray(gif.convert("RGB").resize((64, 64))).astype(float))
+    grids = [np.asarray(Image.open(out / f"samples_epoch_00{i}.png").convert("RGB").resize((64, 64))).astype(float)
+             for i in (1, 2)]
+    assert np.abs(frames[0] - grids[0]).mean() < np.abs(frames[0] - grids[1]).mean()
     # the log: one line per epoch with every field, finite numbers
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -195,3 +206,25 @@ def test_sample_rebuilds_a_nearest_upsampling_generator(sprite_folder, tmp_path)
                         "--out", str(tmp_path / "g.png")], tmp_path)
     assert "wrote 4 samples (16x16" in proc.stdout
     assert np.asarray(Image.open(tmp_path / "g.png")).shape == (2 * (2 * 18 + 2),) * 2 + (3,)
+
+
+def test_a_second_run_into_a_held_folder_stops_at_once(sprite_folder, tmp_path):
+    """While one run holds --out, another into it exits 1 at once naming the folder and the pid."""
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tinygan.runlock import RunLock\n"
+                               f"with RunLock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = run_example(["--data", str(sprite_folder), "--epochs", "1", "--out", str(out), *TINY], tmp_path,
+                           check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and str(out) in line and f"pid {holder.pid}" in line and "--out" in line
+    assert not (out / "checkpoint.npz").exists() and not (out / "config.json").exists()
+    # the holder died without releasing: its lock is stale, and the next run takes it over
+    proc = run_example(["--data", str(sprite_folder), "--epochs", "1", "--out", str(out), *TINY], tmp_path)
+    assert "stale" in proc.stdout + proc.stderr and (out / "checkpoint.npz").exists()
