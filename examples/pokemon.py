@@ -108,8 +108,13 @@ def train_parser():
 
 
 def sample_parser():
-    p = argparse.ArgumentParser(prog="pokemon.py sample", description="Draw images from a trained generator.")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.npz written by a training run")
+    p = argparse.ArgumentParser(
+        prog="pokemon.py sample", description="Draw images from a trained generator: a tinygan run's "
+        "checkpoint.npz, or a generator trained with PyTorch (pytorch/examples' DCGAN netG_epoch_N.pth, "
+        "d2l.ai's net_G), whose architecture is inferred from its weight shapes.")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint.npz written by a training run, or a generator's state_dict as .pth/.pt "
+                        "(needs torch) or .safetensors (needs safetensors)")
     p.add_argument("--n", type=positive_int, default=64, help="number of images (default 64)")
     p.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
@@ -175,23 +180,58 @@ def main_train(argv):
 def main_sample(argv):
     import numpy as np
 
-    from tinygan import backend
-    from tinygan.explore.models import load_models
+    from tinygan import backend, torch_weights
+    from tinygan.checkpoint import load_models
     from tinygan.images import save_grid
-    from tinygan.train import sample
+    from tinygan.nn import sampling
 
     args = sample_parser().parse_args(argv)
     try:
-        G, _, meta = load_models(args.checkpoint, args.backend)
-        arch = meta["arch"]
-        z = np.random.default_rng(args.seed).standard_normal((args.n, arch["latent_dim"], 1, 1))
-        images = sample(G, backend.asarray(z), bn=args.bn)
+        if args.checkpoint.lower().endswith(torch_weights.SUFFIXES):      # PyTorch's weights
+            G = torch_weights.load_generator(args.checkpoint, backend_name=args.backend)
+        else:
+            G, _, _ = load_models(args.checkpoint, args.backend)
+        w = G.parameters()[0].data
+        z = np.random.default_rng(args.seed).standard_normal((args.n, G.latent_dim, 1, 1))
+        with sampling(G, args.bn):
+            images = G(backend.asarray(z, dtype=w.dtype, like=w))
         save_grid(images, args.out, scale=args.scale)
-    except (ValueError, RuntimeError, OSError, KeyError) as e:
+    except (ValueError, RuntimeError, OSError, KeyError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {args.n} samples ({arch['image_size']}x{arch['image_size']}, BatchNorm: {args.bn} "
+    print(f"wrote {args.n} samples ({G.image_size}x{G.image_size}, BatchNorm: {args.bn} "
           f"statistics) to {args.out}")
+    return 0
+
+
+def export_parser():
+    p = argparse.ArgumentParser(
+        prog="pokemon.py export", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write a run's G and D as PyTorch state_dicts: G to --out, D beside it as netD.pth. "
+        "They are the files pytorch/examples' DCGAN takes with --netG and --netD (BatchNorm buffers "
+        "included), or any twin's load_state_dict.",
+        epilog="example:\n  python examples/pokemon.py export --checkpoint runs/pokemon/checkpoint.npz --out netG.pth\n"
+               "  then in PyTorch: netG.load_state_dict(torch.load('netG.pth', weights_only=True))\n\n"
+               ".pth needs torch; --out netG.safetensors writes netG.safetensors and netD.safetensors\n"
+               "without torch (pip install safetensors).\n"
+               "pytorch/examples' netD has no BatchNorm on its input layer: a --recipe d2l run's D loads\n"
+               "only into a twin with one (d2l's net_D); a --upsample nearest G only into a twin with\n"
+               "Upsample layers.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.npz written by a training run")
+    p.add_argument("--out", default="netG.pth", help="G's file, .pth/.pt or .safetensors (default netG.pth)")
+    return p
+
+
+def main_export(argv):
+    from tinygan import torch_weights
+
+    args = export_parser().parse_args(argv)
+    try:
+        g_path, d_path = torch_weights.export_checkpoint(args.checkpoint, args.out)
+    except (ValueError, RuntimeError, OSError, KeyError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote G to {g_path} and D to {d_path}")
     return 0
 
 
@@ -199,6 +239,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "sample":
         return main_sample(argv[1:])
+    if argv and argv[0] == "export":
+        return main_export(argv[1:])
     return main_train(argv)
 
 
