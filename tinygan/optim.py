@@ -3,9 +3,41 @@
 Each takes a list of ``Parameter``s and updates ``p.data`` in place from ``p.grad``.
 State (moments, step count) is kept per parameter, in the parameter's array module,
 and can be saved and restored with ``state_dict`` / ``load_state_dict``.
+
+Adam updates a whole model in one sweep: at construction ``flatten`` moves every
+parameter's data and gradient into one contiguous buffer each (the Parameters keep their
+shapes, as views of it), and the moments are one buffer each too. Then each line of
+Adam's update is one pass over all the model's numbers instead of one per tensor — the
+idea of PyTorch's ``foreach``/``fused`` Adam. Element by element the arithmetic is the
+same as the per-tensor loop (the plain version, still used when the parameters differ in
+dtype or backend), so the results are bit for bit the same.
 """
 from .backend import get_array_module, to_numpy
 from .nn.workspace import Workspace
+
+
+def flatten(params):
+    """Put the data and the gradients of ``params`` into one contiguous buffer each.
+
+    Every ``p.data`` and ``p.grad`` becomes a view of its slice (same shape, same values).
+    Returns (data, grad), both (Σ sizes,), or None when the parameters do not share one
+    backend and one dtype.
+    """
+    try:
+        xp = get_array_module(*(a for p in params for a in (p.data, p.grad)))
+    except ValueError:
+        return None
+    if len({a.dtype for p in params for a in (p.data, p.grad)}) != 1:
+        return None
+    n = sum(p.data.size for p in params)
+    data, grad = xp.empty(n, params[0].data.dtype), xp.empty(n, params[0].data.dtype)
+    start = 0
+    for p in params:
+        end = start + p.data.size
+        data[start:end], grad[start:end] = p.data.reshape(-1), p.grad.reshape(-1)
+        p.data, p.grad = data[start:end].reshape(p.data.shape), grad[start:end].reshape(p.grad.shape)
+        start = end
+    return data, grad
 
 
 class Optimizer:
@@ -18,6 +50,9 @@ class Optimizer:
         self.lr = lr
 
     def zero_grad(self):
+        if getattr(self, "flat", None) is not None and all(p.grad is g for p, (_, g) in zip(self.params, self._bound)):
+            self.flat[1].fill(0)                                       # every gradient at once
+            return
         for p in self.params:
             p.grad[...] = 0
 
@@ -97,30 +132,52 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = eps
         self.step_count = 0
-        self.exp_avg = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
-        self.exp_avg_sq = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
-        self.workspace = Workspace()         # the two temporaries of step(), reused
+        self.workspace = Workspace()         # the two temporaries of an update, reused
+        self.flat = flatten(self.params)     # (data, grad) of the whole model, or None
+        if self.flat is None:
+            self.exp_avg = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+            self.exp_avg_sq = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
+        else:
+            xp = get_array_module(self.flat[0])
+            self.flat_moments = xp.zeros_like(self.flat[0]), xp.zeros_like(self.flat[0])
+            self.exp_avg, self.exp_avg_sq = (self._views(m) for m in self.flat_moments)
+        self._bound = [(p.data, p.grad) for p in self.params]
+
+    def _views(self, flat):
+        """``flat`` cut into one view per parameter, in the parameters' shapes."""
+        views, start = [], 0
+        for p in self.params:
+            views.append(flat[start:start + p.data.size].reshape(p.data.shape))
+            start += p.data.size
+        return views
 
     def step(self):
         self.step_count += 1
+        if self.flat is not None and all(p.data is d and p.grad is g for p, (d, g) in zip(self.params, self._bound)):
+            self._update(*self.flat, *self.flat_moments)               # the whole model at once
+        else:                                                          # per tensor (the plain version)
+            for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+                self._update(p.data, p.grad, m, v)
+
+    def _update(self, p, g, m, v):
+        """One Adam update of parameter array ``p`` from gradient ``g``, moments ``m`` and ``v``."""
+        xp = get_array_module(p)
         t, b1, b2 = self.step_count, self.beta1, self.beta2
         bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            xp, g = get_array_module(p.data), p.grad
-            # Plain version, operation for operation (tmp and tmp2 are scratch arrays, so the
-            # loop allocates nothing; the arithmetic and its order are exactly these lines):
-            #   m ← m·β1 + (1 − β1)·g
-            #   v ← v·β2 + (1 − β2)·(g·g)
-            #   p ← p − (lr/bias1)·m / (√v / √bias2 + eps)
-            tmp = self.workspace.get("tmp", p.data.shape, p.data.dtype, xp)
-            tmp2 = self.workspace.get("tmp2", p.data.shape, p.data.dtype, xp)
-            m *= b1
-            m += xp.multiply(g, 1 - b1, out=tmp)
-            v *= b2
-            xp.multiply(g, g, out=tmp)
-            v += xp.multiply(tmp, 1 - b2, out=tmp)
-            denom = xp.sqrt(v, out=tmp)
-            xp.divide(denom, bias2 ** 0.5, out=denom)
-            denom += self.eps                                          # √v/√bias2 + eps
-            xp.multiply(m, self.lr / bias1, out=tmp2)
-            p.data -= xp.divide(tmp2, denom, out=tmp2)
+        # Plain version, operation for operation (tmp and tmp2 are scratch arrays, so an
+        # update allocates nothing; the arithmetic and its order are exactly these lines):
+        #   m ← m·β1 + (1 − β1)·g
+        #   v ← v·β2 + (1 − β2)·(g·g)
+        #   p ← p − (lr/bias1)·m / (√v / √bias2 + eps)
+        tmp = self.workspace.get("tmp", p.shape, p.dtype, xp)
+        tmp2 = self.workspace.get("tmp2", p.shape, p.dtype, xp)
+        m *= b1
+        m += xp.multiply(g, 1 - b1, out=tmp)
+        v *= b2
+        xp.multiply(g, g, out=tmp)
+        v += xp.multiply(tmp, 1 - b2, out=tmp)
+        denom = xp.sqrt(v, out=tmp)
+        xp.divide(denom, bias2 ** 0.5, out=denom)
+        denom += self.eps                                              # √v/√bias2 + eps
+        xp.multiply(m, self.lr / bias1, out=tmp2)
+        p -= xp.divide(tmp2, denom, out=tmp2)

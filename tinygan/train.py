@@ -428,7 +428,3 @@ class _StopSignal:
 def _log(msg):
     print(msg, flush=True)
 
-
-def sample(G, z, bn="batch"):  # TEMPORARY: removed once examples/pokemon.py sample uses nn.sampling
-    with sampling(G, bn):
-        return G(z)

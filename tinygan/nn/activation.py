@@ -3,9 +3,20 @@
 Any input shape; the output has the input's shape. Each backward multiplies the
 upstream gradient by the local derivative dy/dx, kept from forward in ``self.local``,
 and returns a NEW array (the upstream gradient is never written into).
+
+Layout. Every new array is made with ``like(x)`` — ``xp.empty_like(x)``, which keeps x's
+memory layout — and filled with ``out=``. NumPy's ``x * y`` would keep the layout anyway;
+CuPy's element-wise kernels return C-contiguous arrays, which would undo the
+batch-innermost layout the convolutions hand over (``layout.py``) and cost the next
+convolution a transposing copy.
 """
 from ..backend import get_array_module
 from .module import Module, check_cache
+
+
+def like(x, dtype=None):
+    """An uninitialised array of x's shape, dtype (or ``dtype``) and memory layout."""
+    return get_array_module(x).empty_like(x, dtype=dtype)
 
 
 def sigmoid(x):
@@ -28,7 +39,7 @@ class _Elementwise(Module):
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
-        return dout * self.local
+        return get_array_module(dout).multiply(dout, self.local, out=like(dout))     # dout · f'(x)
 
 
 class ReLU(_Elementwise):
@@ -40,13 +51,15 @@ class ReLU(_Elementwise):
     """
 
     def forward(self, x):
-        self.y = get_array_module(x).maximum(x, x.dtype.type(0))
+        self.y = get_array_module(x).maximum(x, x.dtype.type(0), out=like(x))
         self.out_shape = x.shape
         return self.y
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
-        return dout * (self.y > 0)                        # dout · [y > 0], a new array
+        xp = get_array_module(dout)
+        positive = xp.greater(self.y, 0, out=like(self.y, dtype=bool))         # [y > 0]
+        return xp.multiply(dout, positive, out=like(dout))                     # dout · [y > 0], a new array
 
 
 class LeakyReLU(_Elementwise):
@@ -64,9 +77,9 @@ class LeakyReLU(_Elementwise):
         if not 0 <= a <= 1:                               # the plain version, for any slope
             local = xp.where(x > 0, x.dtype.type(1), a)
         else:                                             # the same numbers in two fast passes
-            local = xp.sign(x)                            # −1, 0 or 1 (np.where is slower)
+            local = xp.sign(x, out=like(x))               # −1, 0 or 1 (np.where is slower)
             xp.maximum(local, a, out=local)               # 1 where x > 0, a elsewhere
-        return x * local, local
+        return xp.multiply(x, local, out=like(x)), local
 
 
 class Tanh(_Elementwise):
@@ -74,8 +87,8 @@ class Tanh(_Elementwise):
 
     def _f_and_derivative(self, x):
         xp = get_array_module(x)
-        y = xp.tanh(x)
-        local = y * y
+        y = xp.tanh(x, out=like(x))
+        local = xp.multiply(y, y, out=like(y))
         return y, xp.subtract(x.dtype.type(1), local, out=local)   # 1 − y², in place
 
 

@@ -9,10 +9,14 @@ Train mode (batch statistics, reduced over axes (0, 2, 3)):
 Eval mode: the same with μ, σ² replaced by the running statistics (constants).
 
 Cache: ``self.x_hat`` (N, C, H, W) and ``self.inv_std`` (C,).
+
+Every full-size array is made with ``like(x)`` and filled with ``out=``, so it keeps the
+input's memory layout on CuPy too (see ``activation.py``).
 """
 import numpy as np
 
 from .. import backend
+from .activation import like
 from .module import Module, Parameter, check_cache, check_input
 
 
@@ -53,7 +57,7 @@ class BatchNorm2d(Module):
                 raise ValueError(f"BatchNorm2d: expected more than 1 value per channel in train mode, "
                                  f"got input of shape {tuple(x.shape)}; use a batch of 2 or more or eval()")
             mean = x.mean(axis=(0, 2, 3))
-            x_hat = x - mean.reshape(1, C, 1, 1)                  # x − μ, normalised in place below
+            x_hat = xp.subtract(x, mean.reshape(1, C, 1, 1), out=like(x))   # x − μ, normalised in place below
             var = xp.einsum("nchw,nchw->c", x_hat, x_hat) / M     # Σ(x − μ)²/M, no (x − μ)² temporary
             m = self.momentum
             self.running_mean *= 1 - m
@@ -63,13 +67,13 @@ class BatchNorm2d(Module):
             self.num_batches_tracked += 1
         else:
             mean, var = self.running_mean, self.running_var
-            x_hat = x - mean.reshape(1, C, 1, 1)
+            x_hat = xp.subtract(x, mean.reshape(1, C, 1, 1), out=like(x))
         self.inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
         x_hat *= self.inv_std.reshape(1, C, 1, 1)                 # x̂ = (x − μ)·inv_std (our own array)
         self.x_hat = x_hat
         self.out_shape = x.shape
         self.mode_at_forward = self.training
-        y = x_hat * self.weight.data.reshape(1, C, 1, 1)
+        y = xp.multiply(x_hat, self.weight.data.reshape(1, C, 1, 1), out=like(x_hat))
         y += self.bias.data.reshape(1, C, 1, 1)                    # y = γ·x̂ + β
         return y
 
@@ -85,10 +89,11 @@ class BatchNorm2d(Module):
         if self.bias.requires_grad:
             self.bias.grad += dbeta
         scale = self.weight.data * self.inv_std                   # γ·inv_std, (C,)
+        dx = xp.multiply(dout, scale.reshape(1, C, 1, 1), out=like(dout))        # scale·dy
         if not self.mode_at_forward:
-            return dout * scale.reshape(1, C, 1, 1)
-        # dx = (scale/M)·(M·dy − dβ − x̂·dγ), written as three in-place passes:
-        dx = self.x_hat * (-scale * dgamma / M).reshape(1, C, 1, 1)
-        dx += (-scale * dbeta / M).reshape(1, C, 1, 1)
-        dx += dout * scale.reshape(1, C, 1, 1)
+            return dx
+        # dx = scale·dy − (scale/M)·(dβ + x̂·dγ): two more passes over full-size arrays
+        k = scale / M
+        dx -= xp.multiply(self.x_hat, (k * dgamma).reshape(1, C, 1, 1), out=like(dout))
+        dx -= (k * dbeta).reshape(1, C, 1, 1)
         return dx

@@ -22,6 +22,8 @@ memory). NumPy's element-wise operations and reductions keep that layout, so whe
 next convolution asks ``as_chwn(x)`` the answer is free: no transpose is ever copied
 between two tinygan layers, only at the edges (an (N, C, H, W) batch of images coming in).
 """
+import numpy as np
+
 from ..backend import get_array_module
 
 
@@ -29,13 +31,17 @@ def nchw_to_chwn(x, p=0, out=None):
     """(N, C, H, W) -> (C, H + 2p, W + 2p, N): zero border of width p, the batch innermost.
 
     ``out``, if given, is filled (interior copied, border zeroed) and returned; that is how
-    the layers avoid a fresh allocation and ``np.pad``'s extra copy.
+    the layers avoid a fresh allocation and ``np.pad``'s extra copy. On NumPy only the four
+    border strips are zeroed (less memory traffic); on a GPU the whole array, one launch
+    instead of four.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
     if out is None:
         out = xp.empty((C, H + 2 * p, W + 2 * p, N), dtype=x.dtype)
-    if p:
+    if p and xp is not np:
+        out.fill(0)
+    elif p:
         out[:, :p] = 0
         out[:, H + p:] = 0
         out[:, p:H + p, :p] = 0
@@ -85,20 +91,27 @@ def col2im_chwn(cols, canvas, k, s):
     (C, OH, OW, N) block whose rows are N contiguous numbers (``np.add.at`` would be the
     one-liner, and far slower). Plain version: ``im2col.col2im`` / ``col2im_reference``.
 
-    The additions run over a few channels at a time (``_CHANNELS_BYTES`` of canvas), so
-    that the part of the canvas they add into stays in cache for all K·K of them; the loop
-    over channel blocks changes which numbers are added in which order not at all.
+    The strategy differs by backend, never the numbers (each canvas element receives the
+    same additions in the same order):
+      * NumPy: a few channels at a time (``_CHANNELS_BYTES`` of canvas), so that the part of
+        the canvas they add into stays in the CPU's cache for all K·K additions;
+      * a GPU: the whole canvas at once, since every addition is a kernel launch: K·K + 1
+        launches per call.
+    ``xp.add(view, block, out=view)`` rather than ``view += block``: Python runs the latter
+    as an addition and then a ``__setitem__`` of the view onto itself, a second pass.
     """
+    xp = get_array_module(canvas)
     C, Hp, Wp, N = canvas.shape
     OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1
     cols = cols.reshape(C, k, k, OH, OW, N)
-    canvas[...] = 0
-    step = max(1, _CHANNELS_BYTES // (Hp * Wp * N * canvas.itemsize))
+    canvas.fill(0)
+    step = max(1, _CHANNELS_BYTES // (Hp * Wp * N * canvas.itemsize)) if xp is np else C
     for c in range(0, C, step):
         part, cols_part = canvas[c:c + step], cols[c:c + step]
         for ky in range(k):
             for kx in range(k):
-                part[:, ky:ky + s * OH:s, kx:kx + s * OW:s] += cols_part[:, ky, kx]
+                window = part[:, ky:ky + s * OH:s, kx:kx + s * OW:s]      # (c, OH, OW, N), a view
+                xp.add(window, cols_part[:, ky, kx], out=window)
     return canvas
 
 
