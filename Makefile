@@ -22,7 +22,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e '.[test,crosscheck,explore]'
+	$(PY) -m pip install -q -e '.[test,crosscheck,explore,safetensors]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Train the DCGAN on Pokémon sprites with tinygan, or sample a trained generator.
+"""Train the DCGAN on Pokémon sprites with tinygan, sample a trained generator, or export it.
 
     python examples/pokemon.py --data ../shared/data/pokesprite-gen8          # CPU demo
     python examples/pokemon.py --backend cupy                                # d2l's full job on a GPU
     python examples/pokemon.py --resume runs/pokemon/checkpoint.npz --epochs 30
     python examples/pokemon.py sample --checkpoint runs/pokemon/checkpoint.npz --n 64 --out grid.png
+    python examples/pokemon.py sample --checkpoint netG_epoch_24.pth          # a PyTorch-trained G
+    python examples/pokemon.py export --checkpoint runs/pokemon/checkpoint.npz --out netG.pth
 """
 import argparse
 import math
@@ -19,8 +21,10 @@ defaults depend on the backend: numpy trains 32x32 images, features 32, batch 32
 20 epochs.
 Without --data, d2l's Pokémon zip is downloaded once into $TINYGAN_HOME (~/.cache/tinygan).
 
-To sample a trained generator:
+To sample a trained generator (tinygan's checkpoint.npz, or a PyTorch netG .pth):
   python examples/pokemon.py sample --checkpoint RUN/checkpoint.npz --n 64 --out grid.png
+To write G and D as PyTorch state_dicts (netG.pth, and netD.pth beside it):
+  python examples/pokemon.py export --checkpoint RUN/checkpoint.npz --out netG.pth
 """
 
 
@@ -138,6 +142,17 @@ def print_summaries(cfg):
     summary(D, (3, c.image_size, c.image_size))
 
 
+def chores(cfg):
+    """What the run does after every epoch, in order (tinygan/callbacks.py): the numbers first,
+    then what saves them, then the pictures. Add your own Callback here."""
+    from tinygan import callbacks as cb
+    return [*([cb.SWD(cfg.swd_every)] if cfg.swd_every else []),   # record["swd"], before it is saved
+            cb.DWinsWarning(),                                     # D rejects every fake: say so, once
+            cb.Checkpoint(), cb.LogFile(),                         # checkpoint.npz, log.jsonl
+            cb.SampleGrids(), cb.ProgressGif(), cb.LossPlot(),     # samples_epoch_NNN.png, progress.gif, losses.png
+            *([] if cfg.progress else [cb.EpochLine()])]           # --no-progress: a line per epoch
+
+
 def main_train(argv):
     from tinygan import checkpoint
     from tinygan.train import RUN_DEFINING, Config, TrainingDiverged, run
@@ -164,7 +179,7 @@ def main_train(argv):
     if args.summary:
         print_summaries(cfg)
     try:
-        run(cfg, resume=args.resume)
+        run(cfg, resume=args.resume, callbacks=chores(cfg))
     except KeyboardInterrupt as e:
         print(f"\n{e}" if str(e) else "\ninterrupted", file=sys.stderr)
         return 130

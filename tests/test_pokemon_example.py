@@ -228,3 +228,12 @@ def test_a_second_run_into_a_held_folder_stops_at_once(sprite_folder, tmp_path):
     # the holder died without releasing: its lock is stale, and the next run takes it over
     proc = run_example(["--data", str(sprite_folder), "--epochs", "1", "--out", str(out), *TINY], tmp_path)
     assert "stale" in proc.stdout + proc.stderr and (out / "checkpoint.npz").exists()
+
+
+def test_the_examples_chores_are_the_standard_callbacks():
+    """examples/pokemon.py lists the per-epoch chores itself (for the reader); they must be
+    the ones ``train.run`` uses by default, in the same order."""
+    from tinygan.callbacks import standard
+    from tinygan.train import Config
+    for cfg in (Config(), Config(swd_every=5, progress=False)):
+        assert [type(c) for c in pokemon.chores(cfg)] == [type(c) for c in standard(cfg)]

@@ -116,7 +116,7 @@ def save_gif(frames, path, duration_ms=100, last_frame_ms=None, loop=0):
 
     A GIF frame has at most 256 colours: each frame gets its own palette by Pillow's fast
     octree quantiser, without dithering (sprites have flat colours; Pillow's default for an
-    RGB frame, median cut, took 100 ms a frame here). Pillow merges identical consecutive
+    RGB frame, median cut, is far slower). Pillow merges identical consecutive
     frames into one, adding their durations.
     """
     from PIL import Image

@@ -12,8 +12,16 @@ idea of PyTorch's ``foreach``/``fused`` Adam. Element by element the arithmetic 
 same as the per-tensor loop (the plain version, still used when the parameters differ in
 dtype or backend), so the results are bit for bit the same.
 """
+import numpy as np
+
 from .backend import get_array_module, to_numpy
 from .nn.workspace import Workspace
+
+
+# Adam's update on NumPy runs over the flat buffers in chunks of this many numbers, so that
+# its eleven passes over a chunk (and the two scratch arrays) stay in the CPU's cache; on a
+# GPU the whole buffer is one launch per pass.
+_CHUNK = 2 ** 16
 
 
 def flatten(params):
@@ -154,7 +162,10 @@ class Adam(Optimizer):
     def step(self):
         self.step_count += 1
         if self.flat is not None and all(p.data is d and p.grad is g for p, (d, g) in zip(self.params, self._bound)):
-            self._update(*self.flat, *self.flat_moments)               # the whole model at once
+            n = self.flat[0].size                                      # the whole model at once: on NumPy
+            step = _CHUNK if get_array_module(self.flat[0]) is np else n   # in cache-sized chunks
+            for i in range(0, n, step):
+                self._update(*(a[i:i + step] for a in (*self.flat, *self.flat_moments)))
         else:                                                          # per tensor (the plain version)
             for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
                 self._update(p.data, p.grad, m, v)
