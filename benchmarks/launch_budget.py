@@ -41,10 +41,12 @@ _CREATE = {"empty": 0, "empty_like": 0, "zeros": 1, "zeros_like": 1, "ones": 1, 
 
 
 class Counts:
-    """What the stand-in saw: launches by kind, bytes allocated, transposing copies."""
+    """What the stand-in saw: launches by kind and by owner (layer type, optimizer), bytes
+    allocated, transposing copies."""
 
     def __init__(self):
         self.launches = Counter()
+        self.by_owner = Counter()
         self.bytes = 0
         self.transposing = 0
         self.enabled = True
@@ -212,6 +214,33 @@ def counting_cupy():
             sys.modules["cupy"] = old
 
 
+def _attribute(obj, method, owner):
+    """Wrap ``obj.method`` so that the launches it makes are added to ``COUNTS.by_owner[owner]``."""
+    inner = getattr(obj, method)
+
+    def wrapped(*args, **kwargs):
+        before = COUNTS.total
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            if COUNTS.enabled:
+                COUNTS.by_owner[owner] += COUNTS.total - before
+    setattr(obj, method, wrapped)
+
+
+def _attribute_all(G, D, opt_G, opt_D, loss_fn):
+    for net in (G, D):
+        for m in net.modules():
+            if not list(m.named_children()):                  # leaf layers
+                for method in ("forward", "backward"):
+                    _attribute(m, method, f"{type(m).__name__}.{method}")
+    for opt in (opt_G, opt_D):
+        _attribute(opt, "step", "Adam.step")
+        _attribute(opt, "zero_grad", "Adam.zero_grad")
+    _attribute(loss_fn, "forward", "BCEWithLogitsLoss")
+    _attribute(loss_fn, "backward", "BCEWithLogitsLoss")
+
+
 def count_train_step(batch_size=256, image_size=64, features=64, latent=100, recipe="paper", warmup=1):
     """One train_step on the stand-in after ``warmup`` uncounted ones: (Counts, G, D)."""
     from tinygan.dcgan import RECIPES, build, train_step
@@ -237,6 +266,7 @@ def count_train_step(batch_size=256, image_size=64, features=64, latent=100, rec
         z = cp.asarray(rng.standard_normal((batch_size, latent, 1, 1)).astype(np.float32))
         for _ in range(warmup):
             train_step(G, D, opt_G, opt_D, real, z, loss_fn)
+        _attribute_all(G, D, opt_G, opt_D, loss_fn)
         COUNTS.enabled = True
         stats = {}
         train_step(G, D, opt_G, opt_D, real, z, loss_fn, stats)
@@ -257,9 +287,13 @@ def main(argv=None):
     print(f"  array operations (kernel launches): {counts.total}")
     print(f"  bytes of temporaries allocated:     {counts.bytes / 2**20:,.1f} MiB")
     print(f"  transposing (layout-only) copies:   {counts.transposing}")
-    print("  most frequent:")
+    print("  by operation:")
     for kind, n in counts.launches.most_common(args.top):
-        print(f"    {kind:<24} {n}")
+        print(f"    {kind:<28} {n}")
+    print("  by layer (all calls in the step) and optimizer:")
+    rest = counts.total - sum(counts.by_owner.values())
+    for owner, n in [*counts.by_owner.most_common(), ("train_step itself (labels, stats)", rest)]:
+        print(f"    {owner:<34} {n}")
 
 
 if __name__ == "__main__":

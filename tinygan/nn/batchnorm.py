@@ -68,7 +68,7 @@ class BatchNorm2d(Module):
         else:
             mean, var = self.running_mean, self.running_var
             x_hat = xp.subtract(x, mean.reshape(1, C, 1, 1), out=like(x))
-        self.inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
+        self.inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
         x_hat *= self.inv_std.reshape(1, C, 1, 1)                 # x̂ = (x − μ)·inv_std (our own array)
         self.x_hat = x_hat
         self.out_shape = x.shape
