@@ -146,10 +146,12 @@ def chores(cfg):
     """What the run does after every epoch, in order (tinygan/callbacks.py): the numbers first,
     then what saves them, then the pictures. Add your own Callback here."""
     from tinygan import callbacks as cb
+    cheap = cb.Throttled                 # after the first and last epochs, else while it costs < share
     return [*([cb.SWD(cfg.swd_every)] if cfg.swd_every else []),   # record["swd"], before it is saved
             cb.DWinsWarning(),                                     # D rejects every fake: say so, once
-            cb.Checkpoint(), cb.LogFile(),                         # checkpoint.npz, log.jsonl
-            cb.SampleGrids(), cb.ProgressGif(), cb.LossPlot(),     # samples_epoch_NNN.png, progress.gif, losses.png
+            cheap(cb.Checkpoint(), 0.02), cb.LogFile(),            # checkpoint.npz, log.jsonl
+            cheap(cb.SampleGrids(), 0.015),                        # samples_epoch_NNN.png
+            cheap(cb.ProgressGif(), 0.005), cheap(cb.LossPlot(), 0.005),   # progress.gif, losses.png
             *([] if cfg.progress else [cb.EpochLine()])]           # --no-progress: a line per epoch
 
 

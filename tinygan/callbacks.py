@@ -11,10 +11,17 @@ history, ``save_checkpoint()``); ``record`` is the epoch's log line — epoch, l
 loss_G, D(x), D(G(z)), examples_per_sec, seconds — already appended to
 ``run.state.records``, so a callback that adds to it (``SWD``) must come before the ones
 that save it (``Checkpoint``, ``LogFile``). ``standard(cfg)`` is the documented set.
+
+On short epochs the chores would cost a real share of the run (a loss plot takes about as
+long as a few training steps), so the pictures and the checkpoint are ``Throttled``: each
+runs after the first and the last epoch, and in between whenever its own last cost is at
+most a small share of the training time since it last ran. On long epochs that is every
+epoch; on short ones every few.
 """
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -33,6 +40,32 @@ class Callback:
 
     def on_epoch_end(self, run, record):
         pass
+
+    def __repr__(self):
+        return type(self).__name__
+
+
+class Throttled(Callback):
+    """``callback``, run after an epoch only while it is cheap: at most ``share`` of the
+    training time since it last ran — and always after the run's first and last epochs."""
+
+    def __init__(self, callback, share):
+        self.callback, self.share = callback, share
+
+    def on_start(self, run):
+        self.callback.on_start(run)
+        self.first_epoch = run.state.epoch + 1          # the first this process trains (resumes too)
+        self.cost, self.last_ran = 0.0, run.state.seconds
+
+    def on_epoch_end(self, run, record):
+        trained = run.state.seconds - self.last_ran
+        if record["epoch"] in (self.first_epoch, run.cfg.epochs) or self.cost <= self.share * trained:
+            t = time.perf_counter()
+            self.callback.on_epoch_end(run, record)
+            self.cost, self.last_ran = time.perf_counter() - t, run.state.seconds
+
+    def __repr__(self):
+        return f"Throttled({self.callback!r}, share={self.share})"
 
 
 class SWD(Callback):
@@ -141,5 +174,7 @@ class EpochLine(Callback):
 
 def standard(cfg):
     """The chores of a documented run, in order: metrics first, then what saves them."""
-    return [*([SWD(cfg.swd_every)] if cfg.swd_every else []), DWinsWarning(), Checkpoint(), LogFile(),
-            SampleGrids(), ProgressGif(), LossPlot(), *([] if cfg.progress else [EpochLine()])]
+    return [*([SWD(cfg.swd_every)] if cfg.swd_every else []), DWinsWarning(),
+            Throttled(Checkpoint(), 0.02), LogFile(),
+            Throttled(SampleGrids(), 0.015), Throttled(ProgressGif(), 0.005), Throttled(LossPlot(), 0.005),
+            *([] if cfg.progress else [EpochLine()])]

@@ -1,0 +1,105 @@
+"""A whole training run's steps per second against the bare train_step's, and where the rest goes.
+
+    .venv/bin/python benchmarks/run_overhead.py --limit 832 --epochs 8
+
+Trains the demo's configuration (32×32, features 32, batch 32, the paper's recipe) with
+``tinygan.train.run`` and the callbacks ``examples/pokemon.py`` uses, timing each callback,
+then times bare ``train_step`` calls on the same network and batch size in the same
+process. ``--limit 832`` makes epochs of 26 steps, where the per-epoch chores weigh most.
+The ratio is (steps / the run's wall time, start-up included) / (bare steps per second).
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import threads as threadctl  # noqa: E402
+
+
+def timed(cb, seconds):
+    """Wrap a callback so that the time of each of its calls is added to ``seconds[name]``."""
+    name = repr(cb)
+    for method in ("on_start", "on_epoch_end"):
+        inner = getattr(cb, method)
+
+        def wrapped(*args, _inner=inner, _method=method):
+            t = time.perf_counter()
+            try:
+                return _inner(*args)
+            finally:
+                seconds[f"{name}.{_method}"] += time.perf_counter() - t
+        setattr(cb, method, wrapped)
+    return cb
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "pokesprite-gen8"))
+    ap.add_argument("--limit", type=int, default=832, help="images (832 = 26 steps of 32)")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bare-steps", type=int, default=52, help="bare train_step calls timed afterwards")
+    args = ap.parse_args(argv)
+    threadctl.configure(args.threads)
+
+    import numpy as np
+    import pokemon
+    from tinygan import dcgan
+    from tinygan.train import Config, run
+
+    seconds = defaultdict(float)
+    steps = {"n": 0}
+    real_step = dcgan.train_step
+
+    import tinygan.train as train_mod
+
+    def counting(*a, **k):
+        steps["n"] += 1
+        return real_step(*a, **k)
+    train_mod.train_step = counting
+    with tempfile.TemporaryDirectory() as out:
+        cfg = Config(data=args.data, limit=args.limit, epochs=args.epochs, out=out, progress=False)
+        chores = [timed(cb, seconds) for cb in pokemon.chores(cfg)]
+        t = time.perf_counter()
+        summary = run(cfg, callbacks=chores)
+        wall = time.perf_counter() - t
+    train_mod.train_step = real_step
+    run_steps = summary["steps"]
+
+    # the bare step: same network size, same batch, after warm-up
+    cfgr = cfg.resolved()
+    G, D = dcgan.build(cfgr.recipe, cfgr.latent_dim, cfgr.features, cfgr.image_size, seed=0)
+    from tinygan.optim import Adam
+    oG = Adam(G.parameters(), lr=cfgr.lr, betas=(cfgr.beta1, cfgr.beta2))
+    oD = Adam(D.parameters(), lr=cfgr.lr, betas=(cfgr.beta1, cfgr.beta2))
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (cfgr.batch_size, 3, cfgr.image_size, cfgr.image_size)).astype(np.float32)
+    times = []
+    for i in range(args.bare_steps + 4):
+        z = rng.standard_normal((cfgr.batch_size, cfgr.latent_dim, 1, 1)).astype(np.float32)
+        t = time.perf_counter()
+        real_step(G, D, oG, oD, real, z)
+        if i >= 4:
+            times.append(time.perf_counter() - t)
+    bare = 1 / statistics.median(times)
+    whole = run_steps / wall
+    print(f"\nrun: {run_steps} steps ({args.epochs} epochs of {run_steps // args.epochs}) in {wall:.1f} s wall "
+          f"(training loop {summary['seconds']:.1f} s), {whole:.2f} steps/s")
+    print(f"bare train_step: {bare:.2f} steps/s (median of {len(times)})")
+    print(f"whole run / bare step: {whole / bare:.3f}")
+    print("time in the callbacks (s, all epochs):")
+    for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:<28} {v:6.2f}")
+    other = wall - summary["seconds"] - sum(seconds.values())
+    print(f"  start-up and the rest        {other:6.2f}  (data, model, the ETA's two timed steps)")
+
+
+if __name__ == "__main__":
+    main()
