@@ -53,3 +53,43 @@ def set_blas_threads(n):
             fn(int(n))
             return True
     return False
+
+
+def machine():
+    """Where a figure comes from, as a dict: CPU model and vector extensions, cores, kernel,
+    and numpy's BLAS (library, the kernel it chose for this CPU, version, threads)."""
+    import platform
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+        flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split(":", 1)[1].split())
+        info["cpu"] = model
+        info["extensions"] = [x for x in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if x in flags]
+    except (OSError, StopIteration):
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        if blas:
+            b = blas[0]
+            info["blas"] = {"library": b.get("internal_api"), "kernel": b.get("architecture"),
+                            "version": b.get("version"), "threads": b.get("num_threads")}
+    except ImportError:
+        info["blas"] = {"library": "unknown (pip install threadpoolctl to name it)", "threads": blas_threads()}
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if os.environ.get(name):
+            info.setdefault("env", {})[name] = os.environ[name]
+    return info
+
+
+def machine_line(info=None):
+    """``machine()`` as the one line a benchmark prints under its table."""
+    m = info or machine()
+    b = m.get("blas", {})
+    ext = ", ".join(m.get("extensions", [])) or "no AVX2"
+    env = "".join(f", {k}={v}" for k, v in m.get("env", {}).items())
+    return (f"machine: {m['cpu']} ({ext}), {m['cores']} cores, {m['kernel']}, Python {m['python']}; BLAS "
+            f"{b.get('library')} {b.get('version', '')} kernel {b.get('kernel', '?')}, {b.get('threads')} threads{env}")
