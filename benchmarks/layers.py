@@ -22,6 +22,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.dirname(HERE))      # tinygan from this checkout, installed or not
 import threads as threadctl  # noqa: E402
 
 

@@ -23,6 +23,13 @@ How it measures:
 
 --backend cupy times tinygan on the GPU with cupy.cuda.Event and PyTorch on 'cuda' with
 torch.cuda.Event; without CuPy or a GPU it stops with the message of tinygan.backend.use.
+
+The math, the same on both sides (and named in the table and the JSON): by default strict
+FP32 — CuPy with CUPY_TF32=0 and torch.backends.cuda.matmul.allow_tf32 =
+torch.backends.cudnn.allow_tf32 = False (PyTorch's own default leaves cuDNN's convolutions on
+TF32, which would compare tensor-core math against plain FP32); with --tf32, TF32 tensor
+cores on both — CUPY_TF32=1 (read by CuPy when it first picks a cuBLAS compute type, so
+it is set before CuPy is imported) and both torch flags True.
 """
 import argparse
 import json
@@ -34,7 +41,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.dirname(HERE))      # tinygan from this checkout, installed or not
 import threads as threadctl  # noqa: E402  (stdlib-only module: safe before numpy)
+
+STRICT_FP32, TF32 = "strict FP32", "TF32 on both"
 
 
 def parse_args(argv=None):
@@ -53,8 +63,44 @@ def parse_args(argv=None):
     ap.add_argument("--no-torch", action="store_true", help="time tinygan alone")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS child processes")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--tf32", action="store_true",
+                    help="--backend cupy: TF32 tensor-core matmuls and convolutions on BOTH sides (CUPY_TF32=1; "
+                         "torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 True). "
+                         "Default: strict FP32 on both (CUPY_TF32=0, both torch flags False)")
     ap.add_argument("--memory-child", choices=("tinygan", "torch"), help=argparse.SUPPRESS)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.tf32 and args.backend != "cupy":
+        ap.error("--tf32 needs --backend cupy (NumPy and PyTorch on the CPU have no TF32)")
+    return args
+
+
+# ----- the math both sides use --------------------------------------------------------------
+
+def choose_cupy_math(args):
+    """Set CUPY_TF32 for this process and its children; call before CuPy is imported.
+
+    CuPy reads the variable once, when it first chooses the compute type of a float32 matmul;
+    setting it before the import makes sure nothing has chosen yet. The caller's own
+    CUPY_TF32 is overridden, so the default is strict FP32 whatever the shell says.
+    """
+    if args.backend == "cupy":
+        os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"
+    return TF32 if args.tf32 else STRICT_FP32
+
+
+def choose_torch_math(torch, tf32):
+    """PyTorch's two TF32 switches, both set: cuBLAS matmuls and cuDNN convolutions."""
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
+def math_settings(torch=None):
+    """What each side was told, read back (for the JSON)."""
+    out = {"CUPY_TF32": os.environ.get("CUPY_TF32")}
+    if torch is not None:
+        out.update({"torch.backends.cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                    "torch.backends.cudnn.allow_tf32": torch.backends.cudnn.allow_tf32})
+    return out
 
 
 # ----- what is measured ------------------------------------------------------------------
@@ -145,6 +191,8 @@ def make_torch_runner(G_tg, D_tg, real, z, args, device):
     import torch
 
     import torch_dcgan
+    if device == "cuda":
+        choose_torch_math(torch, args.tf32)
     G = torch_dcgan.from_tinygan(G_tg, torch_dcgan.Generator(args.latent, args.features, args.image_size), device)
     D = torch_dcgan.from_tinygan(D_tg, torch_dcgan.Discriminator(args.features, args.image_size), device)
     opt_G, opt_D = torch_dcgan.make_optimizers(G, D)
@@ -191,6 +239,8 @@ def memory_child(args):
         import torch_dcgan
         torch.set_num_threads(args.threads)
         device = "cuda" if args.backend == "cupy" else "cpu"
+        if device == "cuda":
+            choose_torch_math(torch, args.tf32)
         G = torch_dcgan.Generator(args.latent, args.features, args.image_size).to(device)
         D = torch_dcgan.Discriminator(args.features, args.image_size).to(device)
         opt_G, opt_D = torch_dcgan.make_optimizers(G, D)
@@ -224,7 +274,7 @@ def measure_memory(args, framework):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework,
            "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--backend", args.backend,
            "--image-size", str(args.image_size), "--features", str(args.features), "--latent", str(args.latent),
-           "--warmup", "1"]
+           "--warmup", "1"] + (["--tf32"] if args.tf32 else [])
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"}
@@ -235,6 +285,7 @@ def measure_memory(args, framework):
 
 def main(argv=None):
     args = parse_args(argv)
+    math = choose_cupy_math(args)                        # before anything imports CuPy
     threadctl.configure(args.threads)                    # before numpy/torch load their BLAS
     if args.memory_child:
         return memory_child(args)
@@ -263,6 +314,9 @@ def main(argv=None):
     if have_torch:
         import torch
         torch.set_num_threads(args.threads)
+        if args.backend == "cupy" and not torch.cuda.is_available():     # a CPU-only build beside CuPy
+            print(f"(torch {torch.__version__} has no CUDA here: timing tinygan alone)", file=sys.stderr)
+            have_torch = False
 
     N = args.batch_size
     flops = step_flops(G, D, N, args.image_size)
@@ -300,7 +354,7 @@ def main(argv=None):
 
     result = {
         "batch_size": N, "threads": args.threads, "blas_threads_in_effect": threadctl.blas_threads(),
-        "backend": args.backend, "repeats": args.repeats, "steps_per_sample": args.steps,
+        "backend": args.backend, "math": math, "repeats": args.repeats, "steps_per_sample": args.steps,
         "image_size": args.image_size, "features": args.features, "latent": args.latent,
         "gflop_per_step": flops / 1e9, "gflop_per_example": flops / N / 1e9,
         "numpy": np.__version__, "tinygan": tinygan.__version__,
@@ -313,6 +367,8 @@ def main(argv=None):
                       torch_stats=summary([p[1] for p in pairs]),
                       ratio_median=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
                       ratios=ratios)
+    if args.backend == "cupy":
+        result["math_settings"] = math_settings(torch if run_pt else None)
     if memory:
         result["memory"] = memory
     try:
@@ -329,7 +385,7 @@ def format_table(r):
     mem = r.get("memory", {})
     name = "PyTorch " + r["torch"] if pt else None
     lines = [f"DCGAN {r['image_size']}x{r['image_size']} training step (D on real+fake, G, Adam), "
-             f"batch {r['batch_size']}, {r['threads']} thread(s), backend {r['backend']}; "
+             f"batch {r['batch_size']}, {r['threads']} thread(s), backend {r['backend']}, math: {r['math']}; "
              f"{r['gflop_per_step']:.1f} GFLOP/step = {r['gflop_per_example']:.2f} GFLOP/example",
              "",
              f"| {'':<28} | {'tinygan':>10} |" + (f" {name:>18} |" if pt else ""),

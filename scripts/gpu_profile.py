@@ -157,7 +157,11 @@ def main(argv=None):
 
     import tinygan
     from tinygan.dcgan import build
-    tinygan.use("cupy", np.float32)                       # a clear error without CuPy or a GPU
+    try:
+        tinygan.use("cupy", np.float32)
+    except RuntimeError as e:                             # no CuPy, or no GPU: one line, not a traceback
+        print(f"gpu_profile.py: needs CuPy and a GPU: {e}", file=sys.stderr)
+        return 2
     import cupy
     G, D = build("paper", 100, 64, 64, seed=0)
     G.to("cupy", np.float32), D.to("cupy", np.float32)

@@ -187,6 +187,46 @@ def test_batchnorm_act_twin_equals_the_layers(slope, dtype):
     np.testing.assert_array_equal(local, np.where(t > 0, 1, t.dtype.type(slope)))     # a(t), the derivative
 
 
+def _bn_act_args(dtype=np.float32, N=3, C=5, H=4, W=2):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((N, C, H, W)).astype(dtype)] + [rng.standard_normal(C).astype(dtype) for _ in range(4)]
+
+
+def test_batchnorm_act_accepts_both_layouts_before_any_launch():
+    x, *per_channel = _bn_act_args()
+    memory, inner, back = ck._batchnorm_act_checked(x, *per_channel)
+    assert memory is x and inner == 4 * 2 and back(memory) is x
+    chwn = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)     # a layer's output
+    memory, inner, back = ck._batchnorm_act_checked(chwn, *per_channel)
+    assert memory.shape == (5, 4, 2, 3) and memory.flags.c_contiguous and inner == 4 * 2 * 3
+    np.testing.assert_array_equal(back(memory), x)
+
+
+# (what is wrong, the arguments changed from good ones, the message expected)
+BAD_BN_ACT = [
+    ("mean of the wrong size", {"mean": np.zeros(6, np.float32)},
+     r"mean must be a contiguous \(5,\) float32 array .* got \(6,\)"),
+    ("gamma (C, 1)", {"gamma": np.ones((5, 1), np.float32)}, r"gamma must be a contiguous \(5,\) float32 .* got \(5, 1\)"),
+    ("inv_std float64 for float32 x", {"inv_std": np.ones(5)}, r"inv_std .* got \(5,\) float64"),
+    ("beta strided", {"beta": np.zeros(10, np.float32)[::2]}, r"beta .* with strides \(8,\)"),
+    ("beta a list", {"beta": [0.0] * 5}, r"beta is a builtins.list, x a numpy.ndarray"),
+    ("x float16", {"x": np.zeros((3, 5, 4, 2), np.float16)},
+     r"x must be a 4-d \(N, C, H, W\) float32 or float64 array, got shape \(3, 5, 4, 2\) float16"),
+    ("x 3-d", {"x": np.zeros((5, 4, 2), np.float32)}, r"x must be a 4-d"),
+    ("x in neither layout", {"x": np.zeros((3, 5, 8, 2), np.float32)[:, :, ::2]},
+     r"x must be stored \(N, C, H, W\) or \(C, H, W, N\)"),
+]
+
+
+@pytest.mark.parametrize("what,change,message", BAD_BN_ACT, ids=[c[0] for c in BAD_BN_ACT])
+def test_batchnorm_act_rejects_wrong_arguments_before_importing_cupy(what, change, message):
+    """A kernel reads whatever memory it gets, so sizes and dtypes are checked first, in Python; the
+    checks come before ``import cupy``, so they raise here (no CuPy) with NumPy arrays as a GPU would."""
+    args = dict(zip(("x", "mean", "inv_std", "gamma", "beta"), _bn_act_args()), **change)
+    with pytest.raises(ValueError, match=message):
+        ck.batchnorm_act(args["x"], args["mean"], args["inv_std"], args["gamma"], args["beta"], 0.2)
+
+
 # ----- 2. the CUDA source itself, compiled for one CPU thread ----------------------------
 
 # What the CUDA source needs from outside, for g++: no __global__, one thread in one block

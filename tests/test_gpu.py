@@ -274,6 +274,10 @@ def test_a_train_step_never_waits_for_the_host():
     real = cupy.asarray(np.tanh(host_randn((8, 3, 32, 32), 1)).astype(np.float32))
     z = cupy.asarray(host_randn((8, 16, 1, 1), 2).astype(np.float32))
     loss_fn = nn.BCEWithLogitsLoss()
+    # The weights, Adam's state, real and z were written on the default stream, and a
+    # non_blocking stream does not wait for it: without this the warm-up (and the capture)
+    # could read them before their copies and kernels have finished.
+    cupy.cuda.Device().synchronize()
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
         for _ in range(2):                     # warm-up on this stream: its memory pool, compiled kernels

@@ -1,7 +1,9 @@
 """examples/pokemon.py end to end: outputs, resume, sampling, flags, interruption, divergence."""
+import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -237,3 +239,47 @@ def test_the_examples_chores_are_the_standard_callbacks():
     from tinygan.train import Config
     for cfg in (Config(), Config(swd_every=5, progress=False)):
         assert list(map(repr, pokemon.chores(cfg))) == list(map(repr, standard(cfg)))
+
+
+def _unreachable_url():
+    with socket.socket() as s:                                # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/pokemon.zip"
+
+
+def test_without_data_or_network_cupy_stops_with_numpys_one_line(tmp_path, monkeypatch, capsys):
+    """No --data on a machine that cannot download: exit 1 and one line naming --data, the same on
+    --backend cupy as on numpy. CuPy is simulated (its check passes, NumPy does the work), as on a
+    GPU machine without a network: there backend.use('cupy') succeeds first, then the download fails."""
+    from tinygan import backend, data
+    from tinygan.download import ensure_pokemon
+    monkeypatch.setenv("TINYGAN_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(data, "ensure_pokemon", functools.partial(ensure_pokemon, url=_unreachable_url(), timeout=5))
+    monkeypatch.setattr(backend, "_import_cupy", lambda: np)
+    said = {}
+    for name in ("numpy", "cupy"):
+        rc = pokemon.main(["--backend", name, "--out", str(tmp_path / name), "--epochs", "1", "--no-progress"])
+        out, err = capsys.readouterr()
+        assert rc == 1, out + err
+        assert err.startswith("error: download of ") and err.count("\n") == 1, err
+        assert "--data FOLDER_OR_ZIP" in err and out == "", out
+        said[name] = err
+    assert said["cupy"] == said["numpy"]
+
+
+def test_tf32_sets_cupy_tf32_before_the_backend_is_chosen(tmp_path, monkeypatch):
+    """--tf32 puts CUPY_TF32=1 in the environment before backend.use (which imports CuPy) runs;
+    without it the variable is left as it was."""
+    from tinygan import backend
+    monkeypatch.setenv("CUPY_TF32", "")
+    monkeypatch.delenv("CUPY_TF32")                           # unset now, and restored after the test
+    seen = []
+
+    def use(name, dtype=None):
+        seen.append(os.environ.get("CUPY_TF32"))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(backend, "use", use)
+    for flags in ([], ["--tf32"]):
+        assert pokemon.main(["--backend", "cupy", "--out", str(tmp_path / "run"), *flags]) == 1
+    assert seen == [None, "1"]

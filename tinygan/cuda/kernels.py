@@ -226,24 +226,41 @@ def adam_update(p, g, m, v, step, lr, beta1, beta2, eps):
     return p, m, v
 
 
+def _batchnorm_act_checked(x, mean, inv_std, gamma, beta):
+    """(memory, inner, back) for ``batchnorm_act``: x's C-contiguous memory, the length of a
+    channel's run in it, and the view back to (N, C, H, W); or a ValueError naming the argument."""
+    if x.ndim != 4 or x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"batchnorm_act: x must be a 4-d (N, C, H, W) float32 or float64 array, "
+                         f"got shape {x.shape} {x.dtype}")
+    N, C, H, W = x.shape
+    for name, a in (("mean", mean), ("inv_std", inv_std), ("gamma", gamma), ("beta", beta)):
+        if type(a) is not type(x):
+            raise ValueError(f"batchnorm_act: {name} is a {type(a).__module__}.{type(a).__name__}, x a "
+                             f"{type(x).__module__}.{type(x).__name__}: they must live on the same device")
+        if a.shape != (C,) or a.dtype != x.dtype or not a.flags.c_contiguous:
+            raise ValueError(f"batchnorm_act: {name} must be a contiguous ({C},) {x.dtype} array (x is "
+                             f"{x.shape} {x.dtype}), got {a.shape} {a.dtype}"
+                             + ("" if a.flags.c_contiguous else f" with strides {a.strides}"))
+    if x.flags.c_contiguous:
+        return x, H * W, lambda a: a
+    if x.transpose(1, 2, 3, 0).flags.c_contiguous:
+        return x.transpose(1, 2, 3, 0), H * W * N, chwn_to_nchw
+    raise ValueError(f"batchnorm_act: x must be stored (N, C, H, W) or (C, H, W, N), got strides {x.strides}")
+
+
 def batchnorm_act(x, mean, inv_std, gamma, beta, slope):
     """(x̂, y, a) for x (N, C, H, W) and per-channel (C,) arrays, in one kernel. Twin: ``batchnorm_act_reference``.
 
     x may be stored (N, C, H, W) or batch-innermost (C, H, W, N) (a tinygan layer's output);
-    the three results are stored as x is.
+    the three results are stored as x is. The arguments are checked before CuPy is imported
+    (a kernel reads whatever memory it is given: a wrong size or dtype would not fail, it
+    would compute garbage), so a mistake is a ValueError on any machine.
     """
+    memory, inner, back = _batchnorm_act_checked(x, mean, inv_std, gamma, beta)
     import cupy
-    _contiguous(mean, inv_std, gamma, beta)
-    N, C, H, W = x.shape
-    if x.flags.c_contiguous:
-        memory, inner, back = x, H * W, lambda a: a
-    elif x.transpose(1, 2, 3, 0).flags.c_contiguous:
-        memory, inner, back = x.transpose(1, 2, 3, 0), H * W * N, chwn_to_nchw
-    else:
-        raise ValueError(f"batchnorm_act: x must be stored (N, C, H, W) or (C, H, W, N), got strides {x.strides}")
     x_hat, y, local = (cupy.empty_like(memory) for _ in range(3))
     _launch("batchnorm_act", x.dtype, x.size,
-            (memory, mean, inv_std, gamma, beta, x_hat, y, local, np.int64(x.size), np.int32(C),
+            (memory, mean, inv_std, gamma, beta, x_hat, y, local, np.int64(x.size), np.int32(x.shape[1]),
              np.int64(inner), np.float64(slope)))
     return back(x_hat), back(y), back(local)
 
