@@ -42,7 +42,7 @@ from .optim import Adam
 from .progress import Progress, format_bytes, format_seconds
 from .runlock import RunLock
 
-# Defaults that make sense per backend: d2l's full job on a GPU, a ~10-minute job on 2 CPU cores.
+# Defaults that make sense per backend: d2l's full job on a GPU, a job of a few minutes on 2 CPU cores.
 BACKEND_DEFAULTS = {
     "cupy": dict(image_size=64, features=64, batch_size=256, epochs=20),
     # 32×32, half the width and batch 32: many small steps teach G more on 2 cores than
