@@ -175,6 +175,7 @@ def main(argv=None):
           f"{'':>15} |")
     print(f"\ntinygan {tot_tg:.0f} ms, PyTorch {tot_pt:.0f} ms summed over the rows; numpy {np.__version__}, "
           f"torch {torch.__version__}; GFLOP/s counts forward + both gradients (3× the forward) per conv")
+    print(threadctl.machine_line())
     return 0
 
 

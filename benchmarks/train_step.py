@@ -375,6 +375,7 @@ def main(argv=None):
         result["load_average"] = os.getloadavg()
     except OSError:
         pass
+    result["machine"] = threadctl.machine()
 
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
@@ -425,6 +426,8 @@ def format_table(r):
     lines.append(f"numpy {r['numpy']} (OpenBLAS threads in effect: {r['blas_threads_in_effect']})"
                  + (f", torch {r['torch']} ({r['torch_threads']} threads)" if pt else "")
                  + (f"; load average at the end {r['load_average'][0]:.2f}" if "load_average" in r else ""))
+    if "machine" in r:
+        lines.append(threadctl.machine_line(r["machine"]))
     return "\n".join(lines)
 
 
