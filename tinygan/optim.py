@@ -39,13 +39,19 @@ def flatten(params):
         return None
     n = sum(p.data.size for p in params)
     data, grad = xp.empty(n, params[0].data.dtype), xp.empty(n, params[0].data.dtype)
-    start = 0
-    for p in params:
-        end = start + p.data.size
-        data[start:end], grad[start:end] = p.data.reshape(-1), p.grad.reshape(-1)
-        p.data, p.grad = data[start:end].reshape(p.data.shape), grad[start:end].reshape(p.grad.shape)
-        start = end
+    for p, d, g in zip(params, views(data, params), views(grad, params)):
+        d[...], g[...] = p.data, p.grad
+        p.data, p.grad = d, g
     return data, grad
+
+
+def views(flat, params):
+    """``flat`` (Σ sizes,) cut into one view per parameter, in the parameters' shapes."""
+    out, start = [], 0
+    for p in params:
+        out.append(flat[start:start + p.data.size].reshape(p.data.shape))
+        start += p.data.size
+    return out
 
 
 class Optimizer:
@@ -57,8 +63,12 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: lr must be > 0, got {lr}")
         self.lr = lr
 
+    def flat_in_use(self):
+        """Whether the parameters live in one flat buffer (``flatten``); only Adam does that."""
+        return False
+
     def zero_grad(self):
-        if getattr(self, "flat", None) is not None and all(p.grad is g for p, (_, g) in zip(self.params, self._bound)):
+        if self.flat_in_use():
             self.flat[1].fill(0)                                       # every gradient at once
             return
         for p in self.params:
@@ -148,20 +158,18 @@ class Adam(Optimizer):
         else:
             xp = get_array_module(self.flat[0])
             self.flat_moments = xp.zeros_like(self.flat[0]), xp.zeros_like(self.flat[0])
-            self.exp_avg, self.exp_avg_sq = (self._views(m) for m in self.flat_moments)
+            self.exp_avg, self.exp_avg_sq = (views(m, self.params) for m in self.flat_moments)
         self._bound = [(p.data, p.grad) for p in self.params]
 
-    def _views(self, flat):
-        """``flat`` cut into one view per parameter, in the parameters' shapes."""
-        views, start = [], 0
-        for p in self.params:
-            views.append(flat[start:start + p.data.size].reshape(p.data.shape))
-            start += p.data.size
-        return views
+    def flat_in_use(self):
+        """True while every parameter's .data and .grad are still the views ``flatten`` made
+        (an assignment such as ``p.data = ...`` afterwards falls back to the per-tensor loop)."""
+        return self.flat is not None and all(p.data is d and p.grad is g
+                                             for p, (d, g) in zip(self.params, self._bound))
 
     def step(self):
         self.step_count += 1
-        if self.flat is not None and all(p.data is d and p.grad is g for p, (d, g) in zip(self.params, self._bound)):
+        if self.flat_in_use():
             n = self.flat[0].size                                      # the whole model at once: on NumPy
             step = _CHUNK if get_array_module(self.flat[0]) is np else n   # in cache-sized chunks
             for i in range(0, n, step):
