@@ -231,10 +231,8 @@ def cmd_features(args):
 # ----- filters ----------------------------------------------------------------------------
 def initial_models(meta):
     """G and D as the run initialised them (same recipe, architecture and seed), before any training."""
-    from tinygan.dcgan import build
-    a, cfg = meta["arch"], meta["config"]
-    return build(a.get("recipe", "paper"), a["latent_dim"], a["features"], a["image_size"],
-                 seed=cfg.get("seed", 0), upsample=a.get("upsample", "transpose"))
+    from tinygan.checkpoint import models_from_arch
+    return models_from_arch(meta["arch"], seed=meta["config"].get("seed", 0))
 
 
 def cmd_filters(args):

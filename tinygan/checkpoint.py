@@ -20,7 +20,7 @@ import numpy as np
 
 from . import backend
 from .backend import to_numpy
-from .dcgan import RECIPES, Discriminator, Generator
+from .dcgan import build
 from .io import atomic_write
 
 FORMAT = "tinygan-checkpoint"
@@ -90,13 +90,11 @@ def restore(state, G, D, opt_G=None, opt_D=None, path="checkpoint"):
                 raise CheckpointError(f"{path}: optimizer state {name} does not fit this model: {e}") from None
 
 
-def models_from_arch(arch):
-    """Fresh G and D of the architecture a checkpoint's meta['arch'] describes (weights not loaded)."""
-    G = Generator(arch["latent_dim"], arch["features"], arch["image_size"],
-                  upsample=arch.get("upsample", "transpose"))
-    D = Discriminator(arch["features"], arch["image_size"],
-                      batchnorm_first=RECIPES[arch.get("recipe", "paper")]["batchnorm_first"])
-    return G, D
+def models_from_arch(arch, seed=0):
+    """G and D of the architecture a checkpoint's meta['arch'] describes, as ``dcgan.build``
+    initialises them from ``seed`` (with the run's seed: the models before training)."""
+    return build(arch.get("recipe", "paper"), arch["latent_dim"], arch["features"], arch["image_size"],
+                 seed=seed, upsample=arch.get("upsample", "transpose"))
 
 
 def load_models(path, backend_name="numpy"):
