@@ -104,6 +104,7 @@ class TrainingDiverged(RuntimeError):
 
 # The per-step history and the counters, as a checkpoint stores them.
 _HISTORY = ("loss_D", "loss_G", "d_real", "d_fake")
+_RECORD_NAMES = ("loss_D", "loss_G", "D(x)", "D(G(z))")      # their epoch means in log.jsonl
 _COUNTERS = ("epoch", "batch", "step", "seconds", "warned_d_wins", "records")
 
 
@@ -206,10 +207,9 @@ class Run:
         """Close the epoch: its log record (also kept in ``state.records``), the counters moved on."""
         s = self.state
         ep = slice(log.first_step, len(s.loss_D))
-        record = {"epoch": s.epoch + 1, **{name: float(np.mean(getattr(s, key)[ep])) for name, key in
-                                           (("loss_D", "loss_D"), ("loss_G", "loss_G"),
-                                            ("D(x)", "d_real"), ("D(G(z))", "d_fake"))},
-                  "examples_per_sec": log.examples / log.seconds, "seconds": log.seconds}
+        means = {name: float(np.mean(getattr(s, key)[ep])) for name, key in zip(_RECORD_NAMES, _HISTORY)}
+        record = {"epoch": s.epoch + 1, **means, "examples_per_sec": log.examples / log.seconds,
+                  "seconds": log.seconds}
         s.records.append(record)
         s.epoch, s.batch, s.perm = s.epoch + 1, 0, None
         return record
