@@ -252,16 +252,18 @@ def discriminator_from_state_dict(state, dtype=np.float32, backend_name="numpy")
 
 def load_generator(path, dtype=np.float32, backend_name="numpy"):
     """A tinygan Generator from a .pth/.pt/.safetensors file, e.g. pytorch/examples' netG_epoch_24.pth."""
-    try:
-        return generator_from_state_dict(read_state_dict(path), dtype, backend_name)
-    except WeightsError as e:
-        raise WeightsError(e if str(e).startswith(os.fspath(path)) else f"{path}: {e}") from None
+    return _from_file(path, generator_from_state_dict, dtype, backend_name)
 
 
 def load_discriminator(path, dtype=np.float32, backend_name="numpy"):
     """A tinygan Discriminator from a .pth/.pt/.safetensors file, e.g. pytorch/examples' netD_epoch_24.pth."""
+    return _from_file(path, discriminator_from_state_dict, dtype, backend_name)
+
+
+def _from_file(path, from_state_dict, dtype, backend_name):
+    """``from_state_dict`` of the file's state_dict; every error names the file (once)."""
     try:
-        return discriminator_from_state_dict(read_state_dict(path), dtype, backend_name)
+        return from_state_dict(read_state_dict(path), dtype, backend_name)
     except WeightsError as e:
         raise WeightsError(e if str(e).startswith(os.fspath(path)) else f"{path}: {e}") from None
 
