@@ -27,8 +27,8 @@ import numpy as np
 
 from .backend import get_array_module
 from .init import dcgan_init, normal_init
-from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, LeakyReLU, Module, ReLU,
-                 Sequential, Tanh, Upsample, sigmoid)
+from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, LeakyReLU, Module,
+                 ReLU, Sequential, Tanh, Upsample, sigmoid)
 
 
 def _num_stride2_blocks(image_size, who):
@@ -136,11 +136,21 @@ RECIPES = {
     "paper": dict(lr=2e-4, beta1=0.5, reduction="mean", batchnorm_first=False, init=dcgan_init),
     # d2l.ai's chapter: BN on D's first block, every parameter N(0, 0.02), lr 0.005, summed BCE.
     "d2l": dict(lr=5e-3, beta1=0.5, reduction="sum", batchnorm_first=True, init=normal_init),
+    # The paper's, with D kept from memorising a small data set: DiffAugment (colour,
+    # translation 1/8, cutout 1/2) on everything D sees. benchmarks/QUALITY.md measures it.
+    "sprites": dict(lr=2e-4, beta1=0.5, reduction="mean", batchnorm_first=False, init=dcgan_init,
+                    augment="color,translation,cutout"),
 }
 
 
+def augmentation(recipe, rng):
+    """The recipe's ``DiffAugment`` drawing from ``rng``, or None when it has none (paper, d2l)."""
+    policy = RECIPES[recipe].get("augment")
+    return DiffAugment(policy, rng=rng) if policy else None
+
+
 def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0, upsample="transpose"):
-    """G and D for ``recipe`` ('paper' or 'd2l'), initialised from ``seed``; ``upsample``: G's ×2 steps."""
+    """G and D for ``recipe`` ('paper', 'd2l' or 'sprites'), initialised from ``seed``; ``upsample``: G's ×2 steps."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     r = RECIPES[recipe]
@@ -153,7 +163,7 @@ def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0, up
     return G, D
 
 
-def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None):
+def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=None, real_label=1.0):
     """One DCGAN step: update D once on a real and a fake batch, then G once. Returns (loss_D, loss_G).
 
     real (N, 3, H, W) in [-1, 1]; z (N, Z, 1, 1). With ℓ(logit, label) the BCE on logits:
@@ -166,19 +176,26 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None):
     The losses come back as 0-d arrays of the backend (no host sync); ``float()`` them to log.
     If ``stats`` is a dict it receives D(x) and D(G(z)): the mean probability D gives a real
     and a fake image during the D step.
+
+    Options of the 'sprites' recipe (both off by default, which is the paper's step exactly):
+      ``augment``     a ``DiffAugment``: D sees T(x) and T(G(z)) with fresh random T each time,
+                      and G's gradient comes back through it: dL/dfake = Tᵀ(dL/dT(fake)).
+      ``real_label``  the target of real images in D's loss (0.9: one-sided label smoothing,
+                      Salimans et al. 2016); fakes stay at 0 and G's target stays 1.
     """
     xp = get_array_module(real)
     loss_fn = loss_fn or BCEWithLogitsLoss()
     N = real.shape[0]
     ones, zeros = xp.ones(N, dtype=real.dtype), xp.zeros(N, dtype=real.dtype)
+    seen = augment if augment is not None else (lambda x: x)     # what D is shown of an image
 
     # ---- D step: real → 1, fake → 0 ----------------------------------------------------
     opt_D.zero_grad()
-    logits_real = D(real)
-    loss_real = loss_fn(logits_real, ones)
+    logits_real = D(seen(real))
+    loss_real = loss_fn(logits_real, ones if real_label == 1 else xp.full(N, real_label, dtype=real.dtype))
     D.backward(loss_fn.backward(0.5), input_grad=False)  # d loss_D / d loss_real = ½; no dL/d(image)
     fake = G(z)
-    logits_fake = D(fake)
+    logits_fake = D(seen(fake))
     loss_fake = loss_fn(logits_fake, zeros)
     D.backward(loss_fn.backward(0.5), input_grad=False)
     opt_D.step()
@@ -188,8 +205,9 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None):
     opt_G.zero_grad()
     D.requires_grad_(False)
     try:
-        loss_G = loss_fn(D(fake), ones)
-        G.backward(D.backward(loss_fn.backward()))      # D gives dL/d(fake); G needs no dL/dz
+        loss_G = loss_fn(D(seen(fake)), ones)
+        d_seen = D.backward(loss_fn.backward())          # D gives dL/d(what it saw)
+        G.backward(augment.backward(d_seen) if augment is not None else d_seen)   # G needs no dL/dz
     finally:
         D.requires_grad_(True)
     opt_G.step()

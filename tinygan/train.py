@@ -34,7 +34,7 @@ import numpy as np
 from . import backend, checkpoint
 from .callbacks import standard
 from .data import load_images, parse_color
-from .dcgan import RECIPES, build, train_step
+from .dcgan import RECIPES, augmentation, build, train_step
 from .images import save_grid
 from .io import atomic_write, check_writable
 from .nn import BCEWithLogitsLoss, sampling
@@ -67,7 +67,7 @@ class Config:
     image_size: int = None
     latent_dim: int = 100
     features: int = None             # None: BACKEND_DEFAULTS (64 on a GPU, as d2l)
-    recipe: str = "paper"            # 'paper' (the DCGAN deck's) or 'd2l'
+    recipe: str = "paper"            # 'paper' (the DCGAN deck's), 'd2l' or 'sprites' (+ DiffAugment)
     lr: float = None                 # None: the recipe's (2e-4 paper, 5e-3 d2l)
     beta1: float = None
     beta2: float = 0.999
@@ -184,6 +184,13 @@ class Run:
             _log(f"resumed {resume}: epoch {self.state.epoch + 1}, batch {self.state.batch}, "
                  f"step {self.state.step}")
         self.fixed_noise = self.xp.asarray(self.state.fixed_noise)      # on the device
+        # the recipe's augmentation draws from the run's rng, so a checkpoint covers it too
+        self.augment = augmentation(cfg.recipe, self.state.rng)
+
+    def step(self, real, z, stats=None):
+        """One training step with this run's models, optimizers, loss and recipe options."""
+        return train_step(self.G, self.D, self.opt_G, self.opt_D, real, z, self.loss_fn, stats,
+                          augment=self.augment)
 
     def batches(self):
         """(real, z) for each remaining batch of this epoch, drawn in the order of ``state.perm``.
@@ -254,7 +261,7 @@ def run(cfg, resume=None, callbacks=None):
                 log = EpochLog(r, stop)
                 for real, z in r.batches():
                     stats = {}
-                    loss_D, loss_G = train_step(r.G, r.D, r.opt_G, r.opt_D, real, z, r.loss_fn, stats)
+                    loss_D, loss_G = r.step(real, z, stats)
                     log.step(z, (loss_D, loss_G, stats["d_real"], stats["d_fake"]))
                     if stop.received:
                         break
@@ -359,14 +366,14 @@ def announce(r):
 
 def estimate_step_seconds(r):
     """Time one training step on throwaway copies of the models (the run itself is untouched)."""
-    G, D, opt_G, opt_D = copy.deepcopy((r.G, r.D, r.opt_G, r.opt_D))
+    G, D, opt_G, opt_D, augment = copy.deepcopy((r.G, r.D, r.opt_G, r.opt_D, r.augment))   # its rng too
     n = min(r.cfg.batch_size, r.n)
     real = batch_of(r.images, np.arange(n), r.xp)
     z = r.xp.asarray(np.random.default_rng(12345).standard_normal((n, r.cfg.latent_dim, 1, 1)), dtype=real.dtype)
     # float() copies loss_D to the host, so on a GPU it waits until the step has really run
-    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn)[0])     # warm-up (allocations, caches, kernels)
+    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, augment=augment)[0])     # warm-up (allocations, caches)
     t = time.perf_counter()
-    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn)[0])
+    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, augment=augment)[0])
     return (time.perf_counter() - t) * r.cfg.batch_size / n
 
 

@@ -1,4 +1,5 @@
 """tinygan.nn: layers with hand-written forward and backward passes (PyTorch names and layouts)."""
+from .augment import DiffAugment
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
 from .batchnorm import BatchNorm2d
 from .conv import Conv2d, ConvTranspose2d
@@ -8,5 +9,5 @@ from .module import Module, Parameter, Sequential, sampling
 from .upsample import Upsample
 
 __all__ = ["Module", "Parameter", "Sequential", "sampling", "Conv2d", "ConvTranspose2d", "BatchNorm2d",
-           "Upsample", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BCEWithLogitsLoss", "sigmoid",
+           "Upsample", "DiffAugment", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BCEWithLogitsLoss", "sigmoid",
            "im2col", "col2im", "conv_out_size", "deconv_out_size"]
