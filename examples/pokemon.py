@@ -85,9 +85,10 @@ def train_parser():
     p.add_argument("--image-size", type=image_size, help="side of the square images (numpy 32, cupy 64)")
     p.add_argument("--latent-dim", type=positive_int, help="size of z (default 100)")
     p.add_argument("--features", type=positive_int, help="channels of D's first / G's last block (numpy 32, cupy 64)")
-    p.add_argument("--recipe", choices=["paper", "d2l"],
+    p.add_argument("--recipe", choices=["paper", "d2l", "sprites"],
                    help="paper: the DCGAN paper's (default); d2l: d2l.ai's chapter (BN on D's input, "
-                        "N(0,0.02) for every parameter, lr 0.005, summed BCE)")
+                        "N(0,0.02) for every parameter, lr 0.005, summed BCE); sprites: the paper's + "
+                        "DiffAugment (colour, translation, cutout on all D sees), for small data sets")
     p.add_argument("--lr", type=positive_float, help="Adam learning rate (paper 0.0002, d2l 0.005)")
     p.add_argument("--beta1", type=beta, help="Adam beta1 (default 0.5)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N images")

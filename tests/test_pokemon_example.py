@@ -99,8 +99,10 @@ def _weights(path):
         return {k: ck[k] for k in ck.files if k != "meta"}
 
 
-def test_resume_is_bit_identical(sprite_folder, tmp_path):
-    common = ["--data", str(sprite_folder), *TINY]
+@pytest.mark.parametrize("recipe", ["paper", "sprites"])
+def test_resume_is_bit_identical(sprite_folder, tmp_path, recipe):
+    """Also with DiffAugment, whose random numbers come from the run's rng (saved in the checkpoint)."""
+    common = ["--data", str(sprite_folder), "--recipe", recipe, *TINY]
     run_example([*common, "--epochs", "2", "--out", str(tmp_path / "straight")], tmp_path)
     run_example([*common, "--epochs", "1", "--out", str(tmp_path / "split")], tmp_path)
     run_example(["--resume", str(tmp_path / "split" / "checkpoint.npz"), "--epochs", "2", "--no-progress"], tmp_path)
