@@ -28,6 +28,16 @@ To write G and D as PyTorch state_dicts (netG.pth, and netD.pth beside it):
 """
 
 
+def label(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] (1: no smoothing), got {v}")
+    return v
+
+
 def positive_int(text):
     try:
         v = int(text)
@@ -91,6 +101,12 @@ def train_parser():
                         "DiffAugment (colour, translation, cutout on all D sees), for small data sets")
     p.add_argument("--lr", type=positive_float, help="Adam learning rate (paper 0.0002, d2l 0.005)")
     p.add_argument("--beta1", type=beta, help="Adam beta1 (default 0.5)")
+    p.add_argument("--lr-d", type=positive_float, metavar="LR",
+                   help="D's own learning rate (default: --lr); e.g. 4e-4 with --lr 1e-4 is the "
+                        "two-time-scale rule (TTUR, Heusel et al. 2017)")
+    p.add_argument("--real-label", type=label, metavar="Y",
+                   help="D's target for real images (default 1); 0.9 is one-sided label smoothing "
+                        "(Salimans et al. 2016)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N images")
     p.add_argument("--resize", choices=["pad", "stretch", "crop"],
                    help="making images square: pad with the background (default), stretch (d2l), crop")

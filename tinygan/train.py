@@ -54,7 +54,7 @@ BACKEND_DEFAULTS = {
 SYNC_SECONDS = {"numpy": 0.0, "cupy": 0.5}
 # Flags that define the model and the data: fixed for the life of a run (and its resumes).
 RUN_DEFINING = ("recipe", "latent_dim", "features", "image_size", "data", "limit", "resize",
-                "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2", "upsample")
+                "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2", "upsample", "lr_d", "real_label")
 
 
 @dataclass
@@ -71,6 +71,8 @@ class Config:
     lr: float = None                 # None: the recipe's (2e-4 paper, 5e-3 d2l)
     beta1: float = None
     beta2: float = 0.999
+    lr_d: float = None               # D's learning rate; None: lr (a different one: two time scales, TTUR)
+    real_label: float = 1.0          # D's target for real images (0.9: one-sided label smoothing)
     limit: int = None                # first N images only
     resize: str = "pad"
     background: str = "white"
@@ -90,6 +92,7 @@ class Config:
         r = RECIPES[c.recipe]
         c.lr = r["lr"] if c.lr is None else c.lr
         c.beta1 = r["beta1"] if c.beta1 is None else c.beta1
+        c.lr_d = c.lr if c.lr_d is None else c.lr_d
         return c
 
     def arch(self):
@@ -173,7 +176,7 @@ class Run:
         self.G.to(cfg.backend, self.dtype)
         self.D.to(cfg.backend, self.dtype)
         self.opt_G = Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-        self.opt_D = Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.opt_D = Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.loss_fn = BCEWithLogitsLoss(reduction=RECIPES[cfg.recipe]["reduction"])
         self.checkpoint_path = os.path.join(cfg.out, "checkpoint.npz")
         self.state = RunState.new(cfg, self.dtype)
@@ -190,7 +193,7 @@ class Run:
     def step(self, real, z, stats=None):
         """One training step with this run's models, optimizers, loss and recipe options."""
         return train_step(self.G, self.D, self.opt_G, self.opt_D, real, z, self.loss_fn, stats,
-                          augment=self.augment)
+                          augment=self.augment, real_label=self.cfg.real_label)
 
     def batches(self):
         """(real, z) for each remaining batch of this epoch, drawn in the order of ``state.perm``.
