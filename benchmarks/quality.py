@@ -23,12 +23,17 @@ distribution of runs, which is what "within the seed spread" asks.
 
 What the report scores (``report``), each sample set against the training sprites:
   * SWD — ProGAN's sliced Wasserstein distance (×10³; tinygan.swd), levels 32 px and
-    16 px and their mean, on 1,024 samples against 1,024 sprites; and at 666 against one
-    fixed half of the sprites, where the other half gives the real-vs-real baseline at
-    the same sample size.
-  * one line per recipe, step count and sampler (G, EMA): the mean ± spread (min–max)
-    over seeds; then ``<out>/side_by_side_<step>.png``: real sprites, then each recipe's
-    seed-0 grid, in one picture.
+    16 px and their mean, on 666 samples against one fixed half of the sprites, where the
+    other half gives the real-vs-real baseline at the same sample size; and on 1,024
+    samples against 1,024 sprites (the sample size of the issue's reference figures).
+  * KID ×10³ in the features of a network tinygan trains on the sprites themselves
+    (tinygan.featuremetric: why this network and these features, and how they were
+    checked against what people see on the reference grids), 666 samples against the
+    same half; mean over 50 subsets of 500. Unbiased: two samples of one distribution
+    score 0 on average.
+  * one line per recipe, step count and sampler (G, EMA): the mean (min–max) over seeds,
+    the wall time; then ``<out>/side_by_side_<step>.png``: real sprites, then each
+    recipe's seed-0 grid, in one picture.
 
 One run at a time per core: ``--threads 1`` (the default) and two runs side by side is
 how the 2-core machine gets through the table; wall times are then those of a shared
@@ -62,9 +67,14 @@ def parse_args(argv=None):
     t.add_argument("--steps", type=int, nargs="+", default=[5040, 20160],
                    help="step counts at which samples are kept; training stops at the largest")
     t.add_argument("--threads", type=int, default=1, help="BLAS threads (two runs side by side on 2 cores)")
+    c = sub.add_parser("cost", help="time each recipe's training step side by side (one process, interleaved)")
+    c.add_argument("--recipes", nargs="+", default=["paper", "sprites"])
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--repeats", type=int, default=7, help="interleaved samples of --steps steps per recipe")
+    c.add_argument("--steps", type=int, default=40)
     r = sub.add_parser("report", help="score every kept sample set under --out; print the table")
     r.add_argument("--json", help="also write the table here")
-    for p in (t, r):
+    for p in (t, c, r):
         p.add_argument("--data", default=DEFAULT_DATA, help="sprite folder or zip (default: ../shared's)")
         p.add_argument("--out", default=os.path.join(ROOT, "runs", "quality"), help="where runs are kept")
     args = ap.parse_args(argv)
@@ -190,10 +200,34 @@ def train(args):
         print(json.dumps(line), flush=True)
 
 
+def cost(args):
+    """Median over interleaved samples of each recipe's seconds per step, and its ratio to the first's."""
+    import statistics
+
+    from tinygan.train import Run
+    runs = [Run(demo_config(args.data, recipe, 0, os.path.join(args.out, "cost"))) for recipe in args.recipes]
+    batches = [next(r.batches()) for r in runs]
+    for r, (real, z) in zip(runs, batches):
+        r.step(real, z)                                            # warm-up
+    times = {recipe: [] for recipe in args.recipes}
+    for _ in range(args.repeats):
+        for recipe, r, (real, z) in zip(args.recipes, runs, batches):
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                r.step(real, z)
+            times[recipe].append((time.perf_counter() - t) / args.steps)
+    print(threadctl.machine_line())
+    first = args.recipes[0]
+    for recipe in args.recipes:
+        ratios = [a / b for a, b in zip(times[recipe], times[first])]
+        print(f"{recipe:8} {1e3 * statistics.median(times[recipe]):7.2f} ms/step  "
+              f"{statistics.median(ratios):.3f} x {first}'s (pairs {min(ratios):.3f}–{max(ratios):.3f})")
+
+
 # ----- scoring ----------------------------------------------------------------------------------
 
 def real_sets(data):
-    """(all_1024, half_a, half_b): 1,024 training sprites, and two fixed disjoint halves of the set."""
+    """(real_1024, half_a, half_b): 1,024 training sprites, and two fixed disjoint halves of the set."""
     import numpy as np
     from tinygan.data import load_images
     images = load_images(data, image_size=32, background=(255, 255, 255), trim=True, verbose=False).images
@@ -202,71 +236,97 @@ def real_sets(data):
     return images[np.sort(order[:N_EVAL])], images[order[:half]], images[order[half:2 * half]]
 
 
-def score(fake_uint8, reals, full=True):
-    """{'swd', 'swd32', 'swd16'}: SWD of 666 samples (uint8 NHWC) against half A of the sprites,
-    the size at which half B gives the real-vs-real baseline; with ``full`` also 'swd_1024',
-    1,024 samples against 1,024 sprites (the sample size of the issue's reference figures)."""
-    from tinygan.images import from_uint8
+def swd_scores(fake, reals):
+    """{'swd', 'swd32', 'swd16', 'swd_1024'}: SWD ×10³ of 666 samples against half A of the sprites
+    (the size at which half B gives the real-vs-real baseline) and of 1,024 samples against
+    1,024 sprites (the sample size of the issue's reference figures)."""
     from tinygan.swd import swd
     real, half_a, _ = reals
-    fake = from_uint8(fake_uint8)
     half = swd(fake[:len(half_a)], half_a)
-    out = {"swd": half.mean, "swd32": half.levels[0], "swd16": half.levels[-1]}
-    if full:
-        out["swd_1024"] = swd(fake[:len(real)], real).mean
-    return out
+    return {"swd": half.mean, "swd32": half.levels[0], "swd16": half.levels[-1],
+            "swd_1024": swd(fake[:len(real)], real).mean}
 
 
-def cached_score(path, sampler, reals):
-    """``score`` of one kept sample set, remembered in a .json beside its .npz (scoring is slow)."""
+def feature_metric(reals):
+    """(net, features of half A): the feature network of tinygan.featuremetric, trained on the sprites."""
     import numpy as np
+    from tinygan.featuremetric import cached_feature_net, features
+    _, half_a, half_b = reals
+    net = cached_feature_net(np.concatenate([half_a, half_b]), seed=0)
+    return net, features(net, half_a)
+
+
+def kid_scores(fake, metric):
+    """{'kid', 'kid_std'}: KID ×10³ (mean, spread over 50 subsets of 500) of 666 samples against half A."""
+    from tinygan.featuremetric import features, kid
+    net, real_features = metric
+    k, spread = kid(features(net, fake[:len(real_features)]), real_features, subsets=50, subset_size=500)
+    return {"kid": 1e3 * k, "kid_std": 1e3 * spread}
+
+
+def cached_scores(path, sampler, reals, metric):
+    """Both scores of one kept sample set, remembered in a .json beside its .npz (scoring is slow)."""
+    import numpy as np
+    from tinygan.images import from_uint8
     from tinygan.io import atomic_write
     cache = path[:-4] + ".scores.json"
     scores = json.load(open(cache)) if os.path.exists(cache) else {}
-    if sampler not in scores:
-        scores[sampler] = score(np.load(path)[sampler], reals, full=sampler == "fake")
+    mine = scores.setdefault(sampler, {})
+    if "swd" not in mine or "kid" not in mine:
+        fake = from_uint8(np.load(path)[sampler])
+        mine.update(swd_scores(fake, reals) if "swd" not in mine else {})
+        mine.update(kid_scores(fake, metric) if "kid" not in mine else {})
         with atomic_write(cache, "w") as f:
             json.dump(scores, f)
-    return scores[sampler]
+    return mine
+
+
+def spread(values):
+    import numpy as np
+    v = np.asarray(values)
+    return f"{v.mean():6.2f} ({v.min():5.2f}–{v.max():5.2f})"
 
 
 def report(args):
+    """Score every kept sample set; print one line per (framework, recipe, steps, sampler)."""
     import numpy as np
+    from tinygan.featuremetric import features, kid
+    from tinygan.swd import swd
     lines = [json.loads(x) for x in open(os.path.join(args.out, "runs.jsonl"))]
     reals = real_sets(args.data)
-    from tinygan.swd import swd
-    baseline = swd(reals[2], reals[1]).mean
+    metric = feature_metric(reals)
+    base_swd = swd(reals[2], reals[1]).mean
+    base_kid = 1e3 * kid(features(metric[0], reals[2]), metric[1], subsets=50, subset_size=500)[0]
     rows = {}
     for line in lines:
-        for sampler in ("fake", "fake_ema"):
-            key = (line["framework"], line["recipe"], line["step"], "G" if sampler == "fake" else "EMA")
-            scores = cached_score(os.path.join(args.out, line["samples"]), sampler, reals)
-            rows.setdefault(key, []).append({**scores, "seed": line["seed"], "seconds": line["seconds"]})
-    print(f"real vs real (two halves of the sprites, {len(reals[1])} each): SWD {baseline:.2f}")
-    print(f"{'framework':9} {'recipe':8} {'steps':>6} {'G':>3}  seeds  {'SWD, 666 (min-max)':>22}  "
-          f"{'32px':>6} {'16px':>6}  {'SWD, 1,024':>10}  per-seed SWD (666)")
+        for sampler, name in (("fake", "G"), ("fake_ema", "EMA")):
+            key = (line["framework"], line["recipe"], line["step"], name)
+            scores = cached_scores(os.path.join(args.out, line["samples"]), sampler, reals, metric)
+            rows.setdefault(key, []).append({**scores, **{k: line[k] for k in ("seed", "seconds", "loss_D")}})
+    print(threadctl.machine_line())
+    print(f"real vs real (two halves of the sprites, {len(reals[1])} each): SWD {base_swd:.2f}, "
+          f"KID x1e3 {base_kid:.2f}")
+    print(f"{'framework':9} {'recipe':7} {'steps':>6} {'G':>3} seeds  {'SWD, 666 (min-max)':>21} "
+          f"{'KID x1e3 (min-max)':>21}  {'SWD 1,024':>9}  {'minutes':>7}  per seed: SWD / KID")
     table = []
     for key in sorted(rows):
-        rs = rows[key]
-        v = np.array([x["swd"] for x in rs])
-        full = [x["swd_1024"] for x in rs if "swd_1024" in x]
-        print(f"{key[0]:9} {key[1]:8} {key[2]:>6} {key[3]:>3}  {len(rs):>5}  "
-              f"{v.mean():6.2f} ({v.min():5.2f}–{v.max():5.2f})  "
-              f"{np.mean([x['swd32'] for x in rs]):6.2f} {np.mean([x['swd16'] for x in rs]):6.2f}  "
-              f"{np.mean(full) if full else float('nan'):10.2f}  "
-              + " / ".join(f"s{x['seed']} {x['swd']:.2f}" for x in sorted(rs, key=lambda x: x["seed"])))
+        rs = sorted(rows[key], key=lambda x: x["seed"])
+        print(f"{key[0]:9} {key[1]:7} {key[2]:>6} {key[3]:>3} {len(rs):>5}  {spread([x['swd'] for x in rs])} "
+              f"{spread([x['kid'] for x in rs])}  {np.mean([x.get('swd_1024', np.nan) for x in rs]):9.2f}  "
+              f"{np.mean([x['seconds'] for x in rs]) / 60:7.1f}  "
+              + ", ".join(f"s{x['seed']} {x['swd']:.1f}/{x['kid']:.1f}" for x in rs))
         table.append({"framework": key[0], "recipe": key[1], "steps": key[2], "sampler": key[3], "runs": rs})
     side_by_side(args, lines, reals)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"real_vs_real": baseline, "rows": table}, f, indent=1)
+            json.dump({"machine": threadctl.machine(), "real_vs_real": {"swd": base_swd, "kid": base_kid},
+                       "rows": table}, f, indent=1)
 
 
 def side_by_side(args, lines, reals):
     """One picture per step count: 64 real sprites, then each (framework, recipe)'s seed-0 grid."""
     import numpy as np
-    from tinygan.images import make_grid, save_png
-    from tinygan.images import from_uint8
+    from tinygan.images import from_uint8, make_grid, save_png
     real = make_grid(reals[0][:64])
     for step in sorted({x["step"] for x in lines}):
         panels, names = [real], ["real"]
@@ -284,9 +344,9 @@ def side_by_side(args, lines, reals):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.command == "train":
+    if args.command in ("train", "cost"):
         threadctl.configure(args.threads)
-        train(args)
+        (train if args.command == "train" else cost)(args)
     else:
         report(args)
 

@@ -14,7 +14,7 @@ from tinygan.dcgan import augmentation, build, train_step
 from tinygan.gradcheck import check_module
 from tinygan.nn import DiffAugment
 from tinygan.nn.augment import (Brightness, Contrast, Cutout, Saturation, Translate, cutout_mask, shift,
-                                translate_reference)
+                                shift_gather, translate_reference)
 from tinygan.optim import Adam
 
 
@@ -48,12 +48,13 @@ def test_the_whole_chain_passes_finite_differences(xp):
     assert [type(op).__name__ for op in aug.ops] == ["Brightness", "Saturation", "Contrast", "Translate", "Cutout"]
 
 
-def test_shift_equals_the_loop_and_its_transpose_is_the_inverse_shift(xp):
+@pytest.mark.parametrize("how", [shift, shift_gather])
+def test_shift_equals_the_loop_and_its_transpose_is_the_inverse_shift(xp, how):
     x, y = _image(xp, 0, (5, 3, 7, 7)), _image(xp, 1, (5, 3, 7, 7))
     t, u = np.array([3, -3, 0, 1, -2]), np.array([0, 2, -3, 3, -1])
-    out = shift(x, xp.asarray(t), xp.asarray(u), 3)
+    out = how(x, xp.asarray(t), xp.asarray(u), 3)
     np.testing.assert_array_equal(to_numpy(out), translate_reference(to_numpy(x), t, u))
-    back = shift(y, xp.asarray(-t), xp.asarray(-u), 3)
+    back = how(y, xp.asarray(-t), xp.asarray(-u), 3)
     # <shift(x), y> = <x, shift⁻¹(y)>: the inverse shift (zero fill) is the transpose
     assert float((out * y).sum()) == pytest.approx(float((x * back).sum()), rel=1e-12)
 

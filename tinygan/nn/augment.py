@@ -88,9 +88,8 @@ def _blend_with_mean(x, f, axis):
 class Translate(Module):
     """y[n,c,i,j] = x[n,c,i+t_n,j+u_n] (0 outside);  dx = dy translated by (−t_n, −u_n).
 
-    t, u (N,) integer shifts with |t|, |u| ≤ ``pad``. Fast path: pad x with ``pad`` zeros on
-    each side, then gather rows and columns per image with ``take_along_axis`` (two gathers,
-    no Python loop over the batch). The loop is ``translate_reference``.
+    t, u (N,) integer shifts with |t|, |u| ≤ ``pad``. The loop over single pixels is
+    ``translate_reference``; ``shift`` moves whole images.
     """
 
     def __init__(self, t, u, pad):
@@ -106,15 +105,34 @@ class Translate(Module):
 
 
 def shift(x, t, u, pad):
-    """out[n,c,i,j] = x[n,c,i+t_n,j+u_n], zero where i+t_n or j+u_n falls outside the image."""
+    """out[n,c,i,j] = x[n,c,i+t_n,j+u_n], zero where i+t_n or j+u_n falls outside the image.
+
+    NumPy: one slice copy per image (the rectangle that stays inside moves; memcpy speed).
+    CuPy: that loop would be N kernel launches, so ``shift_gather`` does it in one.
+    """
+    xp = get_array_module(x)
+    if xp is not np:
+        return shift_gather(x, t, u, pad)
+    N, C, H, W = x.shape
+    out = np.zeros_like(x)
+    for n in range(N):
+        a, b = int(t[n]), int(u[n])
+        out[n, :, max(0, -a):H - max(0, a), max(0, -b):W - max(0, b)] = \
+            x[n, :, max(0, a):H - max(0, -a), max(0, b):W - max(0, -b)]
+    return out
+
+
+def shift_gather(x, t, u, pad):
+    """``shift`` as one gather: pad x with ``pad`` zeros on each side, then read every output
+    pixel from its flat position in the padded array (t, u on the device, |t|, |u| ≤ pad)."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    p = pad
-    padded = xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))                      # (N, C, H+2p, W+2p)
-    rows = (xp.arange(H).reshape(1, 1, H, 1) + t.reshape(N, 1, 1, 1) + p)   # (N, 1, H, 1) into padded
-    cols = (xp.arange(W).reshape(1, 1, 1, W) + u.reshape(N, 1, 1, 1) + p)   # (N, 1, 1, W)
-    out = xp.take_along_axis(padded, xp.broadcast_to(rows, (N, C, H, W + 2 * p)), axis=2)
-    return xp.take_along_axis(out, xp.broadcast_to(cols, (N, C, H, W)), axis=3)
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    padded = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))               # (N, C, Hp, Wp)
+    start = xp.arange(N) * (C * Hp * Wp) + (t + pad) * Wp + (u + pad)            # where image n's (0, 0) is read
+    where = (start.reshape(N, 1, 1, 1) + (xp.arange(C) * (Hp * Wp)).reshape(1, C, 1, 1)
+             + (xp.arange(H) * Wp).reshape(1, 1, H, 1) + xp.arange(W).reshape(1, 1, 1, W))
+    return padded.ravel().take(where)
 
 
 def translate_reference(x, t, u):
