@@ -120,6 +120,12 @@ def train_parser():
     p.add_argument("--upsample", choices=["transpose", "nearest"],
                    help="G's x2 steps: transpose = ConvTranspose2d k4 s2 (the paper's, default); nearest = "
                         "Upsample(2) + Conv2d k3, no checkerboard pattern built in")
+    p.add_argument("--d-spectral-norm", action="store_true", default=None,
+                   help="spectrally normalise D's convolutions (W/sigma(W), Miyato et al. 2018) and drop "
+                        "D's BatchNorm, as SN-GAN's D has none")
+    p.add_argument("--d-minibatch-std", action="store_true", default=None,
+                   help="a minibatch-standard-deviation channel before D's last convolution (ProGAN): "
+                        "D sees how varied the batch is")
     p.add_argument("--swd-every", type=positive_int, metavar="N",
                    help="every N epochs compute the sliced Wasserstein distance (ProGAN) between 256 real "
                         "images and 256 samples, print it and log it as 'swd' in log.jsonl (a few seconds)")
@@ -155,9 +161,9 @@ def sample_parser():
 def print_summaries(cfg):
     """The layer tables of the run's G and D (tinygan.summary), built from its settings."""
     from tinygan import summary
-    from tinygan.dcgan import build
+    from tinygan.checkpoint import models_from_arch
     c = cfg.resolved()
-    G, D = build(c.recipe, c.latent_dim, c.features, c.image_size, upsample=c.upsample)
+    G, D = models_from_arch(c.arch())
     print("Generator")
     summary(G, (c.latent_dim, 1, 1))
     print("Discriminator")

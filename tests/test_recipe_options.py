@@ -62,3 +62,24 @@ def test_a_run_gives_d_its_own_rate_and_the_step_its_label(sprites, tmp_path, mo
     real, z = next(r.batches())
     r.step(real, z)
     assert seen["real_label"] == 0.9 and seen["augment"] is r.augment and r.augment is not None
+
+
+@pytest.mark.parametrize("sn, mbstd", [(True, False), (False, True), (True, True)])
+def test_discriminator_options_train_and_survive_a_checkpoint(sprites, tmp_path, sn, mbstd):
+    """--d-spectral-norm / --d-minibatch-std: D is built with them, trains, and load_models rebuilds it."""
+    from tinygan import checkpoint, train
+    from tinygan.nn import BatchNorm2d, MinibatchStd, SpectralNorm
+    cfg = Config(data=str(sprites), out=str(tmp_path / "o"), image_size=16, features=4, latent_dim=8, batch_size=4,
+                 epochs=1, progress=False, d_spectral_norm=sn, d_minibatch_std=mbstd)
+    train.run(cfg, callbacks=[])
+    r = train.Run(cfg.resolved())
+    r.save_checkpoint()
+    G, D, meta = checkpoint.load_models(r.checkpoint_path)
+    kinds = [type(m) for m in D.main]
+    assert (SpectralNorm in kinds, BatchNorm2d in kinds, MinibatchStd in kinds) == (sn, not sn, mbstd)
+    assert list(D.state_dict()) == list(r.D.state_dict())
+    for (name, a), (_, b) in zip(D.state_dict().items(), r.D.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert D(np.zeros((4, 3, 16, 16), np.float32)).shape == (4,)
+    if sn:                                   # dcgan_init reached the learned weight: std 0.02, not PyTorch's uniform
+        assert 0.01 < float(r.D.main[0].weight_orig.data.std()) < 0.03

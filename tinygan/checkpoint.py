@@ -94,7 +94,8 @@ def models_from_arch(arch, seed=0):
     """G and D of the architecture a checkpoint's meta['arch'] describes, as ``dcgan.build``
     initialises them from ``seed`` (with the run's seed: the models before training)."""
     return build(arch.get("recipe", "paper"), arch["latent_dim"], arch["features"], arch["image_size"],
-                 seed=seed, upsample=arch.get("upsample", "transpose"))
+                 seed=seed, upsample=arch.get("upsample", "transpose"),
+                 d_spectral_norm=arch.get("d_spectral_norm", False), d_minibatch_std=arch.get("d_minibatch_std", False))
 
 
 def load_models(path, backend_name="numpy"):

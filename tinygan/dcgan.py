@@ -27,8 +27,8 @@ import numpy as np
 
 from .backend import get_array_module
 from .init import dcgan_init, normal_init
-from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, LeakyReLU, Module,
-                 ReLU, Sequential, Tanh, Upsample, sigmoid)
+from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, LeakyReLU, MinibatchStd,
+                 Module, ReLU, Sequential, SpectralNorm, Tanh, Upsample, sigmoid)
 
 
 def _num_stride2_blocks(image_size, who):
@@ -91,19 +91,31 @@ class Generator(Module):
 
 
 class Discriminator(Module):
-    """image (N, 3, image_size, image_size) → logits (N,); no sigmoid (the loss takes logits)."""
+    """image (N, 3, image_size, image_size) → logits (N,); no sigmoid (the loss takes logits).
 
-    def __init__(self, features=64, image_size=64, channels=3, batchnorm_first=False):
+    Two regularisers of D for experiments, both off in every recipe (``--d-spectral-norm``,
+    ``--d-minibatch-std`` of examples/pokemon.py switch them on):
+    ``spectral_norm=True`` wraps every convolution in ``SpectralNorm`` (W/σ(W), Miyato et
+    al. 2018; SN-GAN's D has no BatchNorm, so BatchNorm goes too); ``minibatch_std=True``
+    puts ``MinibatchStd`` (ProGAN) before the last convolution, which then reads 8F + 1
+    channels: a D that sees how varied the batch is can catch a G that draws one sprite.
+    """
+
+    def __init__(self, features=64, image_size=64, channels=3, batchnorm_first=False, spectral_norm=False,
+                 minibatch_std=False):
         n = _num_stride2_blocks(image_size, "Discriminator")
         self.features, self.image_size = features, image_size
-        layers = [Conv2d(channels, features, 4, 2, 1, bias=False)]
-        layers += [BatchNorm2d(features)] if batchnorm_first else []     # d2l's variant has it
+        conv = (lambda *a: SpectralNorm(Conv2d(*a, bias=False))) if spectral_norm else \
+            (lambda *a: Conv2d(*a, bias=False))
+        norm = (lambda c: []) if spectral_norm else (lambda c: [BatchNorm2d(c)])
+        layers = [conv(channels, features, 4, 2, 1)]
+        layers += norm(features) if batchnorm_first else []             # d2l's variant has it
         layers += [LeakyReLU(0.2)]
         width = features
         for _ in range(n - 1):
-            layers += [Conv2d(width, width * 2, 4, 2, 1, bias=False), BatchNorm2d(width * 2), LeakyReLU(0.2)]
+            layers += [conv(width, width * 2, 4, 2, 1), *norm(width * 2), LeakyReLU(0.2)]
             width *= 2
-        layers += [Conv2d(width, 1, 4, 1, 0, bias=False)]
+        layers += [MinibatchStd(), conv(width + 1, 1, 4, 1, 0)] if minibatch_std else [conv(width, 1, 4, 1, 0)]
         self.main = Sequential(*layers)
         self.workspace = self.share_workspace()
 
@@ -149,13 +161,16 @@ def augmentation(recipe, rng):
     return DiffAugment(policy, rng=rng) if policy else None
 
 
-def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0, upsample="transpose"):
-    """G and D for ``recipe`` ('paper', 'd2l' or 'sprites'), initialised from ``seed``; ``upsample``: G's ×2 steps."""
+def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0, upsample="transpose",
+          d_spectral_norm=False, d_minibatch_std=False):
+    """G and D for ``recipe`` ('paper', 'd2l' or 'sprites'), initialised from ``seed``; ``upsample``: G's ×2 steps;
+    ``d_spectral_norm``, ``d_minibatch_std``: D's regularisers (see ``Discriminator``)."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     r = RECIPES[recipe]
     G = Generator(latent_dim, features, image_size, upsample=upsample)
-    D = Discriminator(features, image_size, batchnorm_first=r["batchnorm_first"])
+    D = Discriminator(features, image_size, batchnorm_first=r["batchnorm_first"], spectral_norm=d_spectral_norm,
+                      minibatch_std=d_minibatch_std)
     rng = np.random.default_rng(seed)
     r["init"](G, rng)
     r["init"](D, rng)

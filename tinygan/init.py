@@ -7,7 +7,7 @@ deviation 0.02." PyTorch's DCGAN example reads this for BatchNorm as γ ~ N(1, 0
 import numpy as np
 
 from .backend import get_array_module
-from .nn import BatchNorm2d, Conv2d, ConvTranspose2d
+from .nn import BatchNorm2d, Conv2d, ConvTranspose2d, SpectralNorm
 
 
 def _normal(like, mean, std, rng):
@@ -23,7 +23,11 @@ def dcgan_init(model, rng=None, std=0.02):
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     for m in model.modules():
-        if isinstance(m, (Conv2d, ConvTranspose2d)):
+        if isinstance(m, SpectralNorm):                  # the learned W is weight_orig (W/σ is derived)
+            m.weight_orig.data[...] = _normal(m.weight_orig.data, 0.0, std, rng)
+            if m.bias is not None:
+                m.bias.data[...] = 0
+        elif isinstance(m, (Conv2d, ConvTranspose2d)):
             m.weight.data[...] = _normal(m.weight.data, 0.0, std, rng)
             if m.bias is not None:
                 m.bias.data[...] = 0

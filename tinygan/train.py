@@ -54,7 +54,8 @@ BACKEND_DEFAULTS = {
 SYNC_SECONDS = {"numpy": 0.0, "cupy": 0.5}
 # Flags that define the model and the data: fixed for the life of a run (and its resumes).
 RUN_DEFINING = ("recipe", "latent_dim", "features", "image_size", "data", "limit", "resize",
-                "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2", "upsample", "lr_d", "real_label")
+                "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2", "upsample", "lr_d", "real_label",
+                "d_spectral_norm", "d_minibatch_std")
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Config:
     progress: bool = True
     n_samples: int = 64              # images in each sample grid
     upsample: str = "transpose"      # G's ×2 steps: 'transpose' (the paper's) or 'nearest' + Conv2d
+    d_spectral_norm: bool = False    # D's convolutions spectrally normalised (and no BatchNorm in D)
+    d_minibatch_std: bool = False    # a minibatch-standard-deviation channel before D's last convolution
     swd_every: int = 0               # every N epochs log the sliced Wasserstein distance; 0: never
 
     def resolved(self):
@@ -98,7 +101,8 @@ class Config:
     def arch(self):
         """What rebuilds the models (``checkpoint.models_from_arch``)."""
         return {"latent_dim": self.latent_dim, "features": self.features, "image_size": self.image_size,
-                "recipe": self.recipe, "upsample": self.upsample}
+                "recipe": self.recipe, "upsample": self.upsample, "d_spectral_norm": self.d_spectral_norm,
+                "d_minibatch_std": self.d_minibatch_std}
 
 
 class TrainingDiverged(RuntimeError):
@@ -172,7 +176,8 @@ class Run:
         self.n_batches = -(-self.n // cfg.batch_size)
 
         self.G, self.D = build(cfg.recipe, cfg.latent_dim, cfg.features, cfg.image_size, seed=cfg.seed,
-                               upsample=cfg.upsample)
+                               upsample=cfg.upsample, d_spectral_norm=cfg.d_spectral_norm,
+                               d_minibatch_std=cfg.d_minibatch_std)
         self.G.to(cfg.backend, self.dtype)
         self.D.to(cfg.backend, self.dtype)
         self.opt_G = Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
