@@ -1,6 +1,7 @@
-"""BCEWithLogitsLoss: binary cross-entropy on raw logits, stable for any logit.
+"""Losses on raw logits, stable for any logit: BCEWithLogitsLoss (binary), CrossEntropyLoss (softmax)
+and NTXentLoss (SimCLR's contrastive loss, a CrossEntropyLoss over similarities).
 
-For a logit x and a target y ∈ [0, 1] (p = σ(x)):
+BCEWithLogitsLoss: for a logit x and a target y ∈ [0, 1] (p = σ(x)):
     ℓ = −[y·log p + (1 − y)·log(1 − p)] = max(x, 0) − x·y + log(1 + e^−|x|)
 The right-hand form never exponentiates a positive number, so x = ±1e4 gives a finite
 loss and no NaN. Its derivative is dℓ/dx = σ(x) − y.
@@ -46,3 +47,100 @@ class BCEWithLogitsLoss(Module):
         # in the logits' dtype even when the target is wider (a float64 ``ones(N)``), as
         # PyTorch does: a float64 gradient would turn the whole float32 backward into float64
         return ((sigmoid(self.x) - self.y) * self.x.dtype.type(scale)).astype(self.x.dtype, copy=False)
+
+
+class CrossEntropyLoss(Module):
+    """Softmax cross-entropy on raw logits, as ``torch.nn.CrossEntropyLoss`` with class indices.
+
+    logits (N, K), target (N,) integer classes in 0..K−1. With log-softmax computed stably,
+
+        log p_ik = x_ik − m_i − log Σ_j e^(x_ij − m_i),   m_i = max_j x_ij
+        ℓ_i = −log p_i,target_i
+
+    the largest exponent is e^0, so no logit overflows. Reduction 'mean' divides Σ ℓ_i by N,
+    'sum' does not. Backward: dℓ_i/dx_ik = p_ik − [k = target_i], so
+        dlogits = (softmax(x) − onehot(target)) / N · dloss          (N for 'mean', 1 for 'sum')
+    Cache: ``self.p`` (the softmax), ``self.y`` (the targets).
+    """
+
+    def __init__(self, reduction="mean"):
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"CrossEntropyLoss: reduction must be 'mean' or 'sum', got {reduction!r}")
+        self.reduction = reduction
+
+    def __call__(self, logits, target):
+        return self.forward(logits, target)
+
+    def forward(self, logits, target):
+        xp = get_array_module(logits)
+        if logits.ndim != 2 or tuple(target.shape) != (logits.shape[0],):
+            raise ValueError(f"CrossEntropyLoss: expected logits (N, K) and target (N,), got "
+                             f"{tuple(logits.shape)} and {tuple(target.shape)}")
+        target = xp.asarray(target)
+        if target.dtype.kind not in "iu" or target.size and (int(target.min()) < 0
+                                                             or int(target.max()) >= logits.shape[1]):
+            raise ValueError(f"CrossEntropyLoss: target must hold integer classes in 0..{logits.shape[1] - 1}")
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_p = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        self.p, self.y = xp.exp(log_p), target
+        total = -log_p[xp.arange(len(target)), target].sum()
+        return total / len(target) if self.reduction == "mean" else total
+
+    def backward(self, dout=1.0):
+        """dL/dlogits (N, K) for an upstream dL/dloss ``dout`` (1 when the loss is the objective)."""
+        if getattr(self, "p", None) is None:
+            raise RuntimeError("CrossEntropyLoss.backward called before forward: compute the loss first")
+        if getattr(dout, "shape", ()) not in ((), (1,)):
+            raise ValueError(f"CrossEntropyLoss.backward: expected a scalar dout (the loss is a scalar), "
+                             f"got shape {tuple(dout.shape)}")
+        dout = dout.item() if hasattr(dout, "item") else float(dout)
+        scale = dout / len(self.y) if self.reduction == "mean" else dout
+        grad = self.p.copy()                                            # a new array; the cache stays
+        grad[get_array_module(grad).arange(len(self.y)), self.y] -= 1.0
+        return grad * grad.dtype.type(scale)
+
+
+class NTXentLoss(Module):
+    """SimCLR's contrastive loss (Chen et al. 2020), "normalised temperature-scaled cross-entropy".
+
+    h (2B, P): projections of 2B views, rows i and i + B being two views of one image.
+    Each row, normalised, must pick its partner out of the other 2B − 1 rows:
+
+        z_i = h_i / ‖h_i‖,   S_ij = z_i·z_j / τ  (S_ii left out),   t_i = i + B mod 2B
+        loss = CrossEntropyLoss(S, t)          (mean over the 2B rows)
+
+    Backward, from dS = CrossEntropyLoss's logit gradient (dS_ii = 0, the diagonal being out):
+        dz = (dS + dSᵀ) · z / τ                      S is symmetric in z: both factors
+        dh = (dz − z·(z·dz)) / ‖h‖                   normalisation: drop the radial part
+    Cache: ``self.z``, ``self.norm``, and the cross-entropy's own.
+    """
+
+    MASKED = -1e9              # S_ii: e^(−1e9 − max) is 0 in float32 and float64
+
+    def __init__(self, temperature=0.2):
+        if not temperature > 0:
+            raise ValueError(f"NTXentLoss: temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.cross_entropy = CrossEntropyLoss()
+
+    def forward(self, h):
+        xp = get_array_module(h)
+        if h.ndim != 2 or len(h) < 2 or len(h) % 2:
+            raise ValueError(f"NTXentLoss: expected projections (2B, P) of B pairs, got shape {tuple(h.shape)}")
+        B = len(h) // 2
+        self.norm = xp.sqrt((h * h).sum(axis=1, keepdims=True))
+        self.z = h / self.norm
+        S = self.z @ self.z.T / h.dtype.type(self.temperature)
+        S[xp.arange(2 * B), xp.arange(2 * B)] = self.MASKED
+        target = xp.concatenate([xp.arange(B, 2 * B), xp.arange(B)])
+        self.similarities = S
+        return self.cross_entropy(S, target)
+
+    def backward(self, dout=1.0):
+        """dL/dh (2B, P) for an upstream dL/dloss ``dout``."""
+        if getattr(self, "z", None) is None:
+            raise RuntimeError("NTXentLoss.backward called before forward: compute the loss first")
+        dS = self.cross_entropy.backward(dout)
+        z, tau = self.z, self.z.dtype.type(self.temperature)
+        dz = (dS + dS.T) @ z / tau
+        return (dz - z * (z * dz).sum(axis=1, keepdims=True)) / self.norm
