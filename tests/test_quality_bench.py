@@ -1,0 +1,45 @@
+"""benchmarks/quality.py: a run keeps its samples at the asked step counts, and the PyTorch twin is the same run."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import quality  # noqa: E402
+
+
+def _train(sprites, out, *extra):
+    quality.train(quality.parse_args(["train", "--data", str(sprites), "--out", str(out), "--steps", "2", "3",
+                                      *extra]))
+
+
+def test_a_run_keeps_samples_at_each_step_count(sprites, tmp_path):
+    _train(sprites, tmp_path, "--recipe", "sprites", "--seed", "1")
+    lines = [json.loads(x) for x in open(tmp_path / "runs.jsonl")]
+    assert [(x["recipe"], x["seed"], x["step"]) for x in lines] == [("sprites", 1, 2), ("sprites", 1, 3)]
+    kept = np.load(tmp_path / lines[-1]["samples"])
+    assert kept["fake"].shape == kept["fake_ema"].shape == (quality.N_EVAL, 32, 32, 3)
+    assert kept["fake"].dtype == np.uint8 and not np.array_equal(kept["fake"], kept["fake_ema"])
+    assert (tmp_path / "tinygan_sprites_s1" / "step_000003.png").exists()
+
+
+def test_the_pytorch_twin_takes_the_same_steps(sprites, tmp_path):
+    pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
+    _train(sprites, tmp_path, "--recipe", "paper")
+    _train(sprites, tmp_path, "--recipe", "paper", "--framework", "torch")
+    lines = [json.loads(x) for x in open(tmp_path / "runs.jsonl")]
+    ours, theirs = lines[1], lines[3]
+    assert (ours["framework"], theirs["framework"], ours["step"], theirs["step"]) == ("tinygan", "torch", 3, 3)
+    assert theirs["loss_D"] == pytest.approx(ours["loss_D"], rel=1e-4)
+    assert theirs["loss_G"] == pytest.approx(ours["loss_G"], rel=1e-4)
+    a = np.load(tmp_path / ours["samples"])["fake"].astype(int)
+    b = np.load(tmp_path / theirs["samples"])["fake"].astype(int)
+    assert np.abs(a - b).max() <= 2          # the same images, to float32 rounding of a uint8
+
+
+def test_torch_refuses_a_recipe_it_does_not_have(sprites, tmp_path):
+    pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
+    with pytest.raises(SystemExit, match="runs the 'paper' recipe only"):
+        _train(sprites, tmp_path, "--recipe", "sprites", "--framework", "torch")
