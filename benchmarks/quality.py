@@ -257,11 +257,14 @@ def feature_metric(reals):
 
 
 def kid_scores(fake, metric):
-    """{'kid', 'kid_std'}: KID ×10³ (mean, spread over 50 subsets of 500) of 666 samples against half A."""
-    from tinygan.featuremetric import features, kid
+    """{'kid', 'kid_std', 'precision', 'recall'} of 666 samples against half A, in the feature net's
+    space: KID ×10³ (mean, spread over 50 subsets of 500), precision and recall (k = 3)."""
+    from tinygan.featuremetric import features, kid, precision_recall
     net, real_features = metric
-    k, spread = kid(features(net, fake[:len(real_features)]), real_features, subsets=50, subset_size=500)
-    return {"kid": 1e3 * k, "kid_std": 1e3 * spread}
+    fake_features = features(net, fake[:len(real_features)])
+    k, spread = kid(fake_features, real_features, subsets=50, subset_size=500)
+    p, r = precision_recall(real_features, fake_features, k=3)
+    return {"kid": 1e3 * k, "kid_std": 1e3 * spread, "precision": p, "recall": r}
 
 
 def cached_scores(path, sampler, reals, metric):
@@ -272,19 +275,20 @@ def cached_scores(path, sampler, reals, metric):
     cache = path[:-4] + ".scores.json"
     scores = json.load(open(cache)) if os.path.exists(cache) else {}
     mine = scores.setdefault(sampler, {})
-    if "swd" not in mine or "kid" not in mine:
+    if "swd" not in mine or "recall" not in mine:
         fake = from_uint8(np.load(path)[sampler])
         mine.update(swd_scores(fake, reals) if "swd" not in mine else {})
-        mine.update(kid_scores(fake, metric) if "kid" not in mine else {})
+        mine.update(kid_scores(fake, metric) if "recall" not in mine else {})
         with atomic_write(cache, "w") as f:
             json.dump(scores, f)
     return mine
 
 
-def spread(values):
+def spread(values, digits=2):
+    """'mean (min–max)' of one score over seeds."""
     import numpy as np
     v = np.asarray(values)
-    return f"{v.mean():6.2f} ({v.min():5.2f}–{v.max():5.2f})"
+    return f"{v.mean():6.{digits}f} ({v.min():5.{digits}f}–{v.max():5.{digits}f})"
 
 
 def report(args):
@@ -296,7 +300,10 @@ def report(args):
     reals = real_sets(args.data)
     metric = feature_metric(reals)
     base_swd = swd(reals[2], reals[1]).mean
-    base_kid = 1e3 * kid(features(metric[0], reals[2]), metric[1], subsets=50, subset_size=500)[0]
+    from tinygan.featuremetric import precision_recall
+    half_b = features(metric[0], reals[2])
+    base_kid = 1e3 * kid(half_b, metric[1], subsets=50, subset_size=500)[0]
+    base_p, base_r = precision_recall(metric[1], half_b, k=3)
     rows = {}
     for line in lines:
         for sampler, name in (("fake", "G"), ("fake_ema", "EMA")):
@@ -305,14 +312,16 @@ def report(args):
             rows.setdefault(key, []).append({**scores, **{k: line[k] for k in ("seed", "seconds", "loss_D")}})
     print(threadctl.machine_line())
     print(f"real vs real (two halves of the sprites, {len(reals[1])} each): SWD {base_swd:.2f}, "
-          f"KID x1e3 {base_kid:.2f}")
+          f"KID x1e3 {base_kid:.2f}, precision {base_p:.2f}, recall {base_r:.2f}")
     print(f"{'framework':9} {'recipe':7} {'steps':>6} {'G':>3} seeds  {'SWD, 666 (min-max)':>21} "
-          f"{'KID x1e3 (min-max)':>21}  {'SWD 1,024':>9}  {'minutes':>7}  per seed: SWD / KID")
+          f"{'KID x1e3 (min-max)':>21}  {'precision':>17}  {'recall':>17}  {'SWD 1,024':>9}  {'minutes':>7}  "
+          f"per seed: SWD / KID")
     table = []
     for key in sorted(rows):
         rs = sorted(rows[key], key=lambda x: x["seed"])
         print(f"{key[0]:9} {key[1]:7} {key[2]:>6} {key[3]:>3} {len(rs):>5}  {spread([x['swd'] for x in rs])} "
-              f"{spread([x['kid'] for x in rs])}  {np.mean([x.get('swd_1024', np.nan) for x in rs]):9.2f}  "
+              f"{spread([x['kid'] for x in rs])}  {spread([x['precision'] for x in rs], 2)}  "
+              f"{spread([x['recall'] for x in rs], 2)}  {np.mean([x.get('swd_1024', np.nan) for x in rs]):9.2f}  "
               f"{np.mean([x['seconds'] for x in rs]) / 60:7.1f}  "
               + ", ".join(f"s{x['seed']} {x['swd']:.1f}/{x['kid']:.1f}" for x in rs))
         table.append({"framework": key[0], "recipe": key[1], "steps": key[2], "sampler": key[3], "runs": rs})
@@ -324,10 +333,12 @@ def report(args):
 
 
 def side_by_side(args, lines, reals):
-    """One picture per step count: 64 real sprites, then each (framework, recipe)'s seed-0 grid."""
+    """One picture per step count: 64 real sprites, then each (framework, recipe)'s seed-0 grid.
+
+    Every grid is G's (not the EMA's) first 64 samples of the fixed evaluation noise."""
     import numpy as np
     from tinygan.images import from_uint8, make_grid, save_png
-    real = make_grid(reals[0][:64])
+    real = make_grid(reals[1][:64])                           # 64 sprites in random order (half A)
     for step in sorted({x["step"] for x in lines}):
         panels, names = [real], ["real"]
         for x in sorted(lines, key=lambda x: (x["framework"], x["recipe"])):
