@@ -72,9 +72,12 @@ def parse_args(argv=None):
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--repeats", type=int, default=7, help="interleaved samples of --steps steps per recipe")
     c.add_argument("--steps", type=int, default=40)
+    pic = sub.add_parser("picture", help="real sprites and chosen kept grids side by side in one PNG")
+    pic.add_argument("panels", nargs="+", metavar="RUN:STEP", help="e.g. tinygan_paper_s0:5040 (G's samples)")
+    pic.add_argument("--save", required=True, help="the PNG to write")
     r = sub.add_parser("report", help="score every kept sample set under --out; print the table")
     r.add_argument("--json", help="also write the table here")
-    for p in (t, c, r):
+    for p in (t, c, pic, r):
         p.add_argument("--data", default=DEFAULT_DATA, help="sprite folder or zip (default: ../shared's)")
         p.add_argument("--out", default=os.path.join(ROOT, "runs", "quality"), help="where runs are kept")
     args = ap.parse_args(argv)
@@ -332,6 +335,22 @@ def report(args):
                        "rows": table}, f, indent=1)
 
 
+def picture(args):
+    """``real`` and each RUN:STEP panel's first 64 samples of G, 8 px apart, saved at 2×."""
+    import numpy as np
+    from tinygan.images import from_uint8, make_grid, save_png
+    panels = [make_grid(real_sets(args.data)[1][:64])]
+    for spec in args.panels:
+        run, _, step = spec.partition(":")
+        path = os.path.join(args.out, run, f"step_{int(step):06d}.npz")
+        if not os.path.exists(path):
+            raise SystemExit(f"quality.py picture: {path} does not exist (train {run} to {step} steps first)")
+        panels.append(make_grid(from_uint8(np.load(path)["fake"][:64])))
+    gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
+    save_png(np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1), args.save, 2)
+    print(f"{args.save}: real, {', '.join(args.panels)}")
+
+
 def side_by_side(args, lines, reals):
     """One picture per step count: 64 real sprites, then each (framework, recipe)'s seed-0 grid.
 
@@ -358,6 +377,8 @@ def main(argv=None):
     if args.command in ("train", "cost"):
         threadctl.configure(args.threads)
         (train if args.command == "train" else cost)(args)
+    elif args.command == "picture":
+        picture(args)
     else:
         report(args)
 
