@@ -67,6 +67,9 @@ def parse_args(argv=None):
     t.add_argument("--steps", type=int, nargs="+", default=[5040, 20160],
                    help="step counts at which samples are kept; training stops at the largest")
     t.add_argument("--threads", type=int, default=1, help="BLAS threads (two runs side by side on 2 cores)")
+    t.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="tinygan only: Config fields on top of the recipe, e.g. real_label=0.9 lr_d=4e-4 "
+                        "d_spectral_norm=true d_minibatch_std=true; the run is named recipe+FIELD=VALUE…")
     c = sub.add_parser("cost", help="time each recipe's training step side by side (one process, interleaved)")
     c.add_argument("--recipes", nargs="+", default=["paper", "sprites"])
     c.add_argument("--threads", type=int, default=2)
@@ -81,17 +84,41 @@ def parse_args(argv=None):
         p.add_argument("--data", default=DEFAULT_DATA, help="sprite folder or zip (default: ../shared's)")
         p.add_argument("--out", default=os.path.join(ROOT, "runs", "quality"), help="where runs are kept")
     args = ap.parse_args(argv)
-    if args.command == "train" and any(s <= 0 for s in args.steps):
-        ap.error(f"--steps must be positive step counts, got {args.steps}")
+    if args.command == "train":
+        if any(s <= 0 for s in args.steps):
+            ap.error(f"--steps must be positive step counts, got {args.steps}")
+        try:
+            args.overrides = dict(parse_setting(x) for x in args.set)
+        except ValueError as e:
+            ap.error(f"--set: {e}")
+        args.variant = "+".join([args.recipe, *args.set])
     return args
+
+
+def parse_setting(text):
+    """'real_label=0.9' → ('real_label', 0.9), typed as the Config field is."""
+    from dataclasses import fields
+
+    from tinygan.train import Config
+    name, eq, value = text.partition("=")
+    types = {f.name: f.type for f in fields(Config)}
+    if not eq or name not in types:
+        raise ValueError(f"{text!r} is not FIELD=VALUE with a tinygan.train.Config field")
+    kind = {"bool": bool, "float": float, "int": int, "str": str}.get(str(types[name]).replace("<class '", "")
+                                                                      .rstrip("'>"), str)
+    if kind is bool:
+        if value.lower() not in ("true", "false"):
+            raise ValueError(f"{name} takes true or false, got {value!r}")
+        return name, value.lower() == "true"
+    return name, kind(value)
 
 
 # ----- training ---------------------------------------------------------------------------------
 
-def demo_config(data, recipe, seed, out):
+def demo_config(data, recipe, seed, out, overrides=None):
     from tinygan.train import Config
     return Config(backend="numpy", data=data, out=out, recipe=recipe, seed=seed, image_size=32,
-                  features=32, batch_size=32, progress=False).resolved()
+                  features=32, batch_size=32, progress=False, **(overrides or {})).resolved()
 
 
 def eval_noise(latent_dim, dtype):
@@ -103,7 +130,7 @@ def train_tinygan(args, folder):
     """Yield (step, G, G_ema, losses) at each kept step count; tinygan's own training step."""
     from tinygan.ema import EMA
     from tinygan.train import Run
-    r = Run(demo_config(args.data, args.recipe, args.seed, folder))
+    r = Run(demo_config(args.data, args.recipe, args.seed, folder, args.overrides))
     ema = EMA(r.G, EMA_DECAY)
     sample = lambda G, z: G(z)                                 # noqa: E731
     yield from _loop(r, lambda real, z: r.step(real, z), ema.update, r.G, ema.model, sample, args.steps)
@@ -116,8 +143,8 @@ def train_torch(args, folder):
     import torch
     from torch_dcgan import Discriminator, Generator, from_tinygan, torch_train_step
     from tinygan.train import Run
-    if args.recipe != "paper":
-        raise SystemExit(f"quality.py: --framework torch runs the 'paper' recipe only, not {args.recipe!r}")
+    if args.recipe != "paper" or args.overrides:
+        raise SystemExit(f"quality.py: --framework torch runs the 'paper' recipe only, without --set; not {args.variant!r}")
     torch.manual_seed(args.seed)
     r = Run(demo_config(args.data, args.recipe, args.seed, folder))
     G = from_tinygan(r.G, Generator(100, 32, 32))
@@ -181,7 +208,7 @@ def train(args):
     import numpy as np
     from tinygan.images import from_uint8, save_grid
     from tinygan.io import atomic_write
-    name = f"{args.framework}_{args.recipe}_s{args.seed}"
+    name = f"{args.framework}_{args.variant}_s{args.seed}"
     folder = os.path.join(args.out, name)
     os.makedirs(folder, exist_ok=True)
     z = eval_noise(100, np.float32)
@@ -195,7 +222,7 @@ def train(args):
             np.savez_compressed(f, fake=fake, fake_ema=fake_ema)
         save_grid(from_uint8(fake[:64]), os.path.join(folder, f"step_{step:06d}.png"), scale=2)
         save_grid(from_uint8(fake_ema[:64]), os.path.join(folder, f"step_{step:06d}_ema.png"), scale=2)
-        line = {"run": name, "framework": args.framework, "recipe": args.recipe, "seed": args.seed,
+        line = {"run": name, "framework": args.framework, "recipe": args.variant, "seed": args.seed,
                 "step": step, "seconds": round(seconds, 1), "loss_D": float(losses[0]),
                 "loss_G": float(losses[1]), "samples": os.path.relpath(path, args.out)}
         with open(os.path.join(args.out, "runs.jsonl"), "a") as f:

@@ -43,3 +43,13 @@ def test_torch_refuses_a_recipe_it_does_not_have(sprites, tmp_path):
     pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
     with pytest.raises(SystemExit, match="runs the 'paper' recipe only"):
         _train(sprites, tmp_path, "--recipe", "sprites", "--framework", "torch")
+
+
+def test_set_puts_config_fields_on_the_recipe(sprites, tmp_path):
+    _train(sprites, tmp_path, "--recipe", "paper", "--set", "real_label=0.9", "d_minibatch_std=true")
+    line = json.loads(open(tmp_path / "runs.jsonl").readline())
+    assert line["recipe"] == "paper+real_label=0.9+d_minibatch_std=true"
+    assert quality.parse_setting("lr_d=4e-4") == ("lr_d", 4e-4)
+    assert quality.parse_setting("d_spectral_norm=false") == ("d_spectral_norm", False)
+    with pytest.raises(SystemExit):
+        quality.parse_args(["train", "--set", "nonsense=1"])
