@@ -130,9 +130,13 @@ def train_tinygan(args, folder):
     """Yield (step, G, G_ema, losses) at each kept step count; tinygan's own training step."""
     from tinygan.ema import EMA
     from tinygan.train import Run
+    from tinygan.nn import sampling
     r = Run(demo_config(args.data, args.recipe, args.seed, folder, args.overrides))
     ema = EMA(r.G, EMA_DECAY)
-    sample = lambda G, z: G(z)                                 # noqa: E731
+
+    def sample(G, z):
+        with sampling(G, bn="batch"):                         # BatchNorm on batch statistics; G left as it was
+            return G(z)
     yield from _loop(r, lambda real, z: r.step(real, z), ema.update, r.G, ema.model, sample, args.steps)
 
 
@@ -193,15 +197,7 @@ def samples_of(G, sample, z):
     """1,024 samples as uint8 (N, H, W, 3), drawn in batches of 64 (BatchNorm on batch statistics)."""
     import numpy as np
     from tinygan.images import to_uint8
-    from tinygan.nn import sampling
-    parts = []
-    for i in range(0, len(z), SAMPLE_BATCH):
-        if hasattr(G, "main") and hasattr(G, "backward"):        # a tinygan model
-            with sampling(G, bn="batch"):
-                parts.append(to_uint8(sample(G, z[i:i + SAMPLE_BATCH])))
-        else:
-            parts.append(to_uint8(sample(G, z[i:i + SAMPLE_BATCH])))
-    return np.concatenate(parts)
+    return np.concatenate([to_uint8(sample(G, z[i:i + SAMPLE_BATCH])) for i in range(0, len(z), SAMPLE_BATCH)])
 
 
 def train(args):
@@ -292,9 +288,9 @@ def kid_scores(fake, metric):
     from tinygan.featuremetric import features, kid, precision_recall
     net, real_features = metric
     fake_features = features(net, fake[:len(real_features)])
-    k, spread = kid(fake_features, real_features, subsets=50, subset_size=500)
+    k, std = kid(fake_features, real_features, subsets=50, subset_size=500)
     p, r = precision_recall(real_features, fake_features, k=3)
-    return {"kid": 1e3 * k, "kid_std": 1e3 * spread, "precision": p, "recall": r}
+    return {"kid": 1e3 * k, "kid_std": 1e3 * std, "precision": p, "recall": r}
 
 
 def cached_scores(path, sampler, reals, metric):
@@ -362,6 +358,13 @@ def report(args):
                        "rows": table}, f, indent=1)
 
 
+def in_a_row(panels):
+    """Grids (H, W_i, 3) of one height side by side, 8 white pixels apart."""
+    import numpy as np
+    gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
+    return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+
+
 def picture(args):
     """``real`` and each RUN:STEP panel's first 64 samples of G, 8 px apart, saved at 2×."""
     import numpy as np
@@ -373,8 +376,7 @@ def picture(args):
         if not os.path.exists(path):
             raise SystemExit(f"quality.py picture: {path} does not exist (train {run} to {step} steps first)")
         panels.append(make_grid(from_uint8(np.load(path)["fake"][:64])))
-    gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
-    save_png(np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1), args.save, 2)
+    save_png(in_a_row(panels), args.save, 2)
     print(f"{args.save}: real, {', '.join(args.panels)}")
 
 
@@ -392,10 +394,8 @@ def side_by_side(args, lines, reals):
                 kept = np.load(os.path.join(args.out, x["samples"]))
                 panels.append(make_grid(from_uint8(kept["fake"][:64])))
                 names.append(f"{x['framework']} {x['recipe']}")
-        gap = np.full((real.shape[0], 8, 3), 255, np.uint8)
-        picture = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
         path = os.path.join(args.out, f"side_by_side_{step:06d}.png")
-        save_png(picture, path, 2)
+        save_png(in_a_row(panels), path, 2)
         print(f"{path}: {', '.join(names)}")
 
 

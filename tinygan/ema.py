@@ -21,10 +21,10 @@ class EMA:
     def __init__(self, model, decay=0.999):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA: decay must be in [0, 1), got {decay}")
-        self.source, self.decay = model, decay
+        self.decay = decay
         self.model = copy.deepcopy(model)
         self.pairs = list(zip(self.model.parameters(), model.parameters()))
-        self.buffers = list(zip(_buffers(self.model), _buffers(model)))
+        self.buffers = [(a, b) for (_, a), (_, b) in zip(self.model.named_buffers(), model.named_buffers())]
 
     def update(self):
         """θ̄ ← β·θ̄ + (1 − β)·θ for every parameter, in place; buffers copied."""
@@ -35,6 +35,3 @@ class EMA:
         for avg, b in self.buffers:
             avg[...] = b
 
-
-def _buffers(model):
-    return [getattr(m, name) for m in model.modules() for name in m._buffers]

@@ -23,12 +23,10 @@ def dcgan_init(model, rng=None, std=0.02):
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     for m in model.modules():
-        if isinstance(m, SpectralNorm):                  # the learned W is weight_orig (W/σ is derived)
-            m.weight_orig.data[...] = _normal(m.weight_orig.data, 0.0, std, rng)
-            if m.bias is not None:
-                m.bias.data[...] = 0
-        elif isinstance(m, (Conv2d, ConvTranspose2d)):
-            m.weight.data[...] = _normal(m.weight.data, 0.0, std, rng)
+        if isinstance(m, (Conv2d, ConvTranspose2d, SpectralNorm)):
+            # under SpectralNorm the learned W is weight_orig (the layer's weight W/σ is derived)
+            w = m.weight_orig if isinstance(m, SpectralNorm) else m.weight
+            w.data[...] = _normal(w.data, 0.0, std, rng)
             if m.bias is not None:
                 m.bias.data[...] = 0
         elif isinstance(m, BatchNorm2d):

@@ -34,7 +34,7 @@ import numpy as np
 from . import backend, checkpoint
 from .callbacks import standard
 from .data import load_images, parse_color
-from .dcgan import RECIPES, augmentation, build, train_step
+from .dcgan import RECIPES, augmentation, train_step
 from .images import save_grid
 from .io import atomic_write, check_writable
 from .nn import BCEWithLogitsLoss, sampling
@@ -175,9 +175,7 @@ class Run:
         self.images, _ = place_dataset(self.images_host, self.xp, self.dtype)
         self.n_batches = -(-self.n // cfg.batch_size)
 
-        self.G, self.D = build(cfg.recipe, cfg.latent_dim, cfg.features, cfg.image_size, seed=cfg.seed,
-                               upsample=cfg.upsample, d_spectral_norm=cfg.d_spectral_norm,
-                               d_minibatch_std=cfg.d_minibatch_std)
+        self.G, self.D = checkpoint.models_from_arch(cfg.arch(), seed=cfg.seed)
         self.G.to(cfg.backend, self.dtype)
         self.D.to(cfg.backend, self.dtype)
         self.opt_G = Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -379,9 +377,10 @@ def estimate_step_seconds(r):
     real = batch_of(r.images, np.arange(n), r.xp)
     z = r.xp.asarray(np.random.default_rng(12345).standard_normal((n, r.cfg.latent_dim, 1, 1)), dtype=real.dtype)
     # float() copies loss_D to the host, so on a GPU it waits until the step has really run
-    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, augment=augment)[0])     # warm-up (allocations, caches)
+    options = dict(augment=augment, real_label=r.cfg.real_label)                      # as Run.step
+    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, **options)[0])     # warm-up (allocations, caches)
     t = time.perf_counter()
-    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, augment=augment)[0])
+    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, **options)[0])
     return (time.perf_counter() - t) * r.cfg.batch_size / n
 
 
