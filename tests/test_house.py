@@ -15,8 +15,9 @@ LOW = {
     "tinygan.backend": set(),
     "tinygan.io": set(),
     "tinygan.progress": set(),
-    "tinygan.nn": {"tinygan.backend"},
-    "tinygan.optim": {"tinygan.backend", "tinygan.nn"},
+    "tinygan.parallel": set(),
+    "tinygan.nn": {"tinygan.backend", "tinygan.parallel"},
+    "tinygan.optim": {"tinygan.backend", "tinygan.nn", "tinygan.parallel"},
     "tinygan.images": {"tinygan.backend", "tinygan.io"},
 }
 LONGEST_FUNCTION = 80            # lines, decorators and docstring included

@@ -14,6 +14,7 @@ dtype or backend), so the results are bit for bit the same.
 """
 import numpy as np
 
+from . import parallel
 from .backend import get_array_module, to_numpy
 from .nn.workspace import Workspace
 
@@ -170,16 +171,24 @@ class Adam(Optimizer):
     def step(self):
         self.step_count += 1
         if self.flat_in_use():
-            n = self.flat[0].size                                      # the whole model at once: on NumPy
-            step = _CHUNK if get_array_module(self.flat[0]) is np else n   # in cache-sized chunks
-            for i in range(0, n, step):
-                self._update(*(a[i:i + step] for a in (*self.flat, *self.flat_moments)))
+            xp, n = get_array_module(self.flat[0]), self.flat[0].size   # the whole model at once: on NumPy
+            step = _CHUNK if xp is np else n                           # in cache-sized chunks, and the
+            buffers = (*self.flat, *self.flat_moments)                 # chunks split over threads
+
+            def update_range(lo, hi):
+                for i in range(lo, hi, step):
+                    j = min(i + step, hi)
+                    self._update(*(a[i:j] for a in buffers), scratch=lo)
+            parallel.run(update_range, n, 4 * n, xp)
         else:                                                          # per tensor (the plain version)
             for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
                 self._update(p.data, p.grad, m, v)
 
-    def _update(self, p, g, m, v):
-        """One Adam update of parameter array ``p`` from gradient ``g``, moments ``m`` and ``v``."""
+    def _update(self, p, g, m, v, scratch=0):
+        """One Adam update of parameter array ``p`` from gradient ``g``, moments ``m`` and ``v``.
+
+        ``scratch`` names the temporaries to use: threads updating parts at once need their own.
+        """
         xp = get_array_module(p)
         t, b1, b2 = self.step_count, self.beta1, self.beta2
         bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
@@ -188,8 +197,8 @@ class Adam(Optimizer):
         #   m ← m·β1 + (1 − β1)·g
         #   v ← v·β2 + (1 − β2)·(g·g)
         #   p ← p − (lr/bias1)·m / (√v / √bias2 + eps)
-        tmp = self.workspace.get("tmp", p.shape, p.dtype, xp)
-        tmp2 = self.workspace.get("tmp2", p.shape, p.dtype, xp)
+        tmp = self.workspace.get(("tmp", scratch), p.shape, p.dtype, xp)
+        tmp2 = self.workspace.get(("tmp2", scratch), p.shape, p.dtype, xp)
         m *= b1
         m += xp.multiply(g, 1 - b1, out=tmp)
         v *= b2

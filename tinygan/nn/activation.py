@@ -9,7 +9,11 @@ memory layout — and filled with ``out=``. NumPy's ``x * y`` would keep the lay
 CuPy's element-wise kernels return C-contiguous arrays, which would undo the
 batch-innermost layout the convolutions hand over (``layout.py``) and cost the next
 convolution a transposing copy.
+
+Threads. ``parallel.elementwise(fn, *arrays)`` is ``fn(*arrays)`` split into stretches of
+the arrays' memory, one per core (NumPy runs a ufunc on one core; see ``parallel.py``).
 """
+from .. import parallel
 from ..backend import get_array_module
 from .module import Module, check_cache
 
@@ -39,7 +43,9 @@ class _Elementwise(Module):
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
-        return get_array_module(dout).multiply(dout, self.local, out=like(dout))     # dout · f'(x)
+        dx = like(dout)
+        parallel.elementwise(get_array_module(dout).multiply, dout, self.local, dx)   # dx = dout · f'(x)
+        return dx
 
 
 class ReLU(_Elementwise):
@@ -51,15 +57,21 @@ class ReLU(_Elementwise):
     """
 
     def forward(self, x):
-        self.y = get_array_module(x).maximum(x, x.dtype.type(0), out=like(x))
+        xp = get_array_module(x)
+        self.y = like(x)
+        parallel.elementwise(lambda x, y: xp.maximum(x, x.dtype.type(0), out=y), x, self.y)
         self.out_shape = x.shape
         return self.y
 
     def backward(self, dout):
         check_cache(self, dout, self.out_shape)
         xp = get_array_module(dout)
-        positive = xp.greater(self.y, 0, out=like(self.y, dtype=bool))         # [y > 0]
-        return xp.multiply(dout, positive, out=like(dout))                     # dout · [y > 0], a new array
+        dx = like(dout)
+
+        def part(y, dout, dx):
+            xp.multiply(dout, xp.greater(y, 0), out=dx)                         # dout · [y > 0]
+        parallel.elementwise(part, self.y, dout, dx)
+        return dx
 
 
 class LeakyReLU(_Elementwise):
@@ -76,10 +88,15 @@ class LeakyReLU(_Elementwise):
         a = x.dtype.type(self.negative_slope)
         if not 0 <= a <= 1:                               # the plain version, for any slope
             local = xp.where(x > 0, x.dtype.type(1), a)
-        else:                                             # the same numbers in two fast passes
-            local = xp.sign(x, out=like(x))               # −1, 0 or 1 (np.where is slower)
-            xp.maximum(local, a, out=local)               # 1 where x > 0, a elsewhere
-        return xp.multiply(x, local, out=like(x)), local
+            return x * local, local
+        # the same numbers in fast passes (np.where is slower: it branches on every element)
+        local, y = like(x), like(x)
+
+        def part(x, local, y):
+            xp.maximum(xp.greater(x, 0), a, out=local)    # max([x > 0], a): 1 where x > 0, a elsewhere
+            xp.multiply(x, local, out=y)
+        parallel.elementwise(part, x, local, y)
+        return y, local
 
 
 class Tanh(_Elementwise):
@@ -87,9 +104,14 @@ class Tanh(_Elementwise):
 
     def _f_and_derivative(self, x):
         xp = get_array_module(x)
-        y = xp.tanh(x, out=like(x))
-        local = xp.multiply(y, y, out=like(y))
-        return y, xp.subtract(x.dtype.type(1), local, out=local)   # 1 − y², in place
+        y, local = like(x), like(x)
+
+        def part(x, y, local):
+            xp.tanh(x, out=y)
+            xp.multiply(y, y, out=local)
+            xp.subtract(x.dtype.type(1), local, out=local)         # 1 − y², in place
+        parallel.elementwise(part, x, y, local)
+        return y, local
 
 
 class Sigmoid(_Elementwise):

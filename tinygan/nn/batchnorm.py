@@ -11,11 +11,13 @@ Eval mode: the same with μ, σ² replaced by the running statistics (constants)
 Cache: ``self.x_hat`` (N, C, H, W) and ``self.inv_std`` (C,).
 
 Every full-size array is made with ``like(x)`` and filled with ``out=``, so it keeps the
-input's memory layout on CuPy too (see ``activation.py``).
+input's memory layout on CuPy too (see ``activation.py``). Every step of forward and
+backward is per channel, so on NumPy the channels are split over threads
+(``parallel.run``): each thread normalises its channels from start to end.
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 from .activation import like
 from .module import Module, Parameter, check_cache, check_input
 
@@ -52,29 +54,37 @@ class BatchNorm2d(Module):
         xp = backend.get_array_module(x)
         N, C, H, W = x.shape
         M = N * H * W
+        if self.training and M < 2:
+            raise ValueError(f"BatchNorm2d: expected more than 1 value per channel in train mode, "
+                             f"got input of shape {tuple(x.shape)}; use a batch of 2 or more or eval()")
+        self.mode_at_forward = self.training
+        self.x_hat, y = like(x), like(x)
+        gamma, beta = self.weight.data, self.bias.data
+
+        def normalise(lo, hi):                             # channels lo..hi-1: every step is per channel
+            xs, x_hat, c = x[:, lo:hi], self.x_hat[:, lo:hi], (1, hi - lo, 1, 1)
+            mean = xs.mean(axis=(0, 2, 3)) if self.training else self.running_mean[lo:hi]
+            xp.subtract(xs, mean.reshape(c), out=x_hat)                      # x − μ, normalised in place below
+            if self.training:
+                var = xp.einsum("nchw,nchw->c", x_hat, x_hat) / M           # Σ(x − μ)²/M, no (x − μ)² temporary
+            else:
+                var = self.running_var[lo:hi]
+            inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
+            x_hat *= inv_std.reshape(c)                                      # x̂ = (x − μ)·inv_std
+            ys = xp.multiply(x_hat, gamma[lo:hi].reshape(c), out=y[:, lo:hi])
+            ys += beta[lo:hi].reshape(c)                                     # y = γ·x̂ + β
+            return mean, var, inv_std
+        # the channels split over threads (parallel.py); (C,) statistics joined back
+        mean, var, self.inv_std = parallel.joined(parallel.run(normalise, C, x.size, xp), xp)
+
         if self.training:
-            if M < 2:
-                raise ValueError(f"BatchNorm2d: expected more than 1 value per channel in train mode, "
-                                 f"got input of shape {tuple(x.shape)}; use a batch of 2 or more or eval()")
-            mean = x.mean(axis=(0, 2, 3))
-            x_hat = xp.subtract(x, mean.reshape(1, C, 1, 1), out=like(x))   # x − μ, normalised in place below
-            var = xp.einsum("nchw,nchw->c", x_hat, x_hat) / M     # Σ(x − μ)²/M, no (x − μ)² temporary
             m = self.momentum
             self.running_mean *= 1 - m
             self.running_mean += m * mean
             self.running_var *= 1 - m
             self.running_var += (m * M / (M - 1)) * var
             self.num_batches_tracked += 1
-        else:
-            mean, var = self.running_mean, self.running_var
-            x_hat = xp.subtract(x, mean.reshape(1, C, 1, 1), out=like(x))
-        self.inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-        x_hat *= self.inv_std.reshape(1, C, 1, 1)                 # x̂ = (x − μ)·inv_std (our own array)
-        self.x_hat = x_hat
         self.out_shape = x.shape
-        self.mode_at_forward = self.training
-        y = xp.multiply(x_hat, self.weight.data.reshape(1, C, 1, 1), out=like(x_hat))
-        y += self.bias.data.reshape(1, C, 1, 1)                    # y = γ·x̂ + β
         return y
 
     def backward(self, dout):
@@ -82,18 +92,24 @@ class BatchNorm2d(Module):
         N, C, H, W = dout.shape
         M = N * H * W
         xp = backend.get_array_module(dout)
-        dbeta = dout.sum(axis=(0, 2, 3))
-        dgamma = xp.einsum("nchw,nchw->c", dout, self.x_hat)      # Σ dy·x̂, no dy·x̂ temporary
+        dx = like(dout)
+
+        def per_channel(lo, hi):                           # channels lo..hi-1
+            dy, x_hat, c = dout[:, lo:hi], self.x_hat[:, lo:hi], (1, hi - lo, 1, 1)
+            dbeta = dy.sum(axis=(0, 2, 3))
+            dgamma = xp.einsum("nchw,nchw->c", dy, x_hat)                   # Σ dy·x̂, no dy·x̂ temporary
+            scale = self.weight.data[lo:hi] * self.inv_std[lo:hi]           # γ·inv_std
+            dxs = xp.multiply(dy, scale.reshape(c), out=dx[:, lo:hi])       # scale·dy
+            if self.mode_at_forward:
+                # dx = scale·dy − (scale/M)·(dβ + x̂·dγ): two more passes over the channels' values
+                k = scale / M
+                dxs -= xp.multiply(x_hat, (k * dgamma).reshape(c), out=like(dxs))
+                dxs -= (k * dbeta).reshape(c)
+            return dbeta, dgamma
+        # the channels split over threads (parallel.py); (C,) sums joined back
+        dbeta, dgamma = parallel.joined(parallel.run(per_channel, C, dout.size, xp), xp)
         if self.weight.requires_grad:
             self.weight.grad += dgamma
         if self.bias.requires_grad:
             self.bias.grad += dbeta
-        scale = self.weight.data * self.inv_std                   # γ·inv_std, (C,)
-        dx = xp.multiply(dout, scale.reshape(1, C, 1, 1), out=like(dout))        # scale·dy
-        if not self.mode_at_forward:
-            return dx
-        # dx = scale·dy − (scale/M)·(dβ + x̂·dγ): two more passes over full-size arrays
-        k = scale / M
-        dx -= xp.multiply(self.x_hat, (k * dgamma).reshape(1, C, 1, 1), out=like(dout))
-        dx -= (k * dbeta).reshape(1, C, 1, 1)
         return dx

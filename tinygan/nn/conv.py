@@ -82,8 +82,8 @@ def convolve_transpose(X, W2, k, s, p, out_size, workspace):
     xp, dt = backend.get_array_module(X), X.dtype
     cols = xp.matmul(W2.T, X.reshape(C, H * W * N),
                      out=workspace.get("columns", (O * k * k, H * W * N), dt, xp))   # (O·K·K, H·W·N)
-    canvas = col2im_chwn(cols, workspace.get("canvas", (O, OH + 2 * p, OW + 2 * p, N), dt, xp), k, s)
-    return canvas[:, p:p + OH, p:p + OW].copy()                         # the padding cut away
+    canvas = workspace.get("canvas", (O, OH + 2 * p, OW + 2 * p, N), dt, xp)
+    return col2im_chwn(cols, canvas, k, s, crop=p, out=xp.empty((O, OH, OW, N), dtype=dt))   # padding cut away
 
 
 def _init_uniform(shape, fan_in):

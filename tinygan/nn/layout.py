@@ -24,6 +24,7 @@ between two tinygan layers, only at the edges (an (N, C, H, W) batch of images c
 """
 import numpy as np
 
+from .. import parallel
 from ..backend import get_array_module
 
 
@@ -39,14 +40,19 @@ def nchw_to_chwn(x, p=0, out=None):
     N, C, H, W = x.shape
     if out is None:
         out = xp.empty((C, H + 2 * p, W + 2 * p, N), dtype=x.dtype)
-    if p and xp is not np:
-        out.fill(0)
-    elif p:
-        out[:, :p] = 0
-        out[:, H + p:] = 0
-        out[:, p:H + p, :p] = 0
-        out[:, p:H + p, W + p:] = 0
-    out[:, p:H + p, p:W + p] = x.transpose(1, 2, 3, 0)
+    x_chwn = x.transpose(1, 2, 3, 0)                     # a view: free if x is stored batch-innermost
+
+    def fill(lo, hi):                                     # channels lo..hi-1 (parallel.run splits C)
+        o = out[lo:hi]
+        if p and xp is not np:
+            o.fill(0)
+        elif p:
+            o[:, :p] = 0
+            o[:, H + p:] = 0
+            o[:, p:H + p, :p] = 0
+            o[:, p:H + p, W + p:] = 0
+        o[:, p:H + p, p:W + p] = x_chwn[lo:hi]
+    parallel.run(fill, C, out.size, xp)
     return out
 
 
@@ -79,11 +85,15 @@ def im2col_chwn(x_pad, k, s, out=None):
         x_pad, shape=(C, k, k, OH, OW, N), strides=(sC, sH, sW, sH * s, sW * s, sN))
     if out is None:
         out = xp.empty((C * k * k, OH * OW * N), dtype=x_pad.dtype)
-    out.reshape(C, k, k, OH, OW, N)[...] = windows
+    dst = out.reshape(C, k, k, OH, OW, N)
+
+    def copy(lo, hi):                                     # channels lo..hi-1 (parallel.run splits C)
+        dst[lo:hi] = windows[lo:hi]
+    parallel.run(copy, C, out.size, xp)
     return out
 
 
-def col2im_chwn(cols, canvas, k, s):
+def col2im_chwn(cols, canvas, k, s, crop=0, out=None):
     """Add colsᵀ (C·K·K, OH·OW·N) back into ``canvas`` (C, Hp, Wp, N), zeroed first; returns it.
 
     canvas[c, oy·s + ky, ox·s + kx, n] += colsᵀ[(c, ky, kx), (oy, ox, n)], overlaps summed.
@@ -91,11 +101,16 @@ def col2im_chwn(cols, canvas, k, s):
     (C, OH, OW, N) block whose rows are N contiguous numbers (``np.add.at`` would be the
     one-liner, and far slower). Plain version: ``im2col.col2im`` / ``col2im_reference``.
 
+    With ``out`` (C, Hp − 2·crop, Wp − 2·crop, N): the canvas without its border of width
+    ``crop`` (a transposed convolution's padding) is copied into ``out``, which is returned.
+
     The strategy differs by backend, never the numbers (each canvas element receives the
     same additions in the same order):
       * NumPy: a few channels at a time (``_CHANNELS_BYTES`` of canvas), so that the part of
-        the canvas they add into stays in the CPU's cache for all K·K additions;
-      * a GPU: the whole canvas at once, since every addition is a kernel launch: K·K + 1
+        the canvas they add into stays in the CPU's cache for all K·K additions and the
+        crop; and the channels split over threads (``parallel.run``: no two threads touch
+        the same channel);
+      * a GPU: the whole canvas at once, since every addition is a kernel launch: K·K + 2
         launches per call.
     ``xp.add(view, block, out=view)`` rather than ``view += block``: Python runs the latter
     as an addition and then a ``__setitem__`` of the view onto itself, a second pass.
@@ -104,15 +119,20 @@ def col2im_chwn(cols, canvas, k, s):
     C, Hp, Wp, N = canvas.shape
     OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1
     cols = cols.reshape(C, k, k, OH, OW, N)
-    canvas.fill(0)
     step = max(1, _CHANNELS_BYTES // (Hp * Wp * N * canvas.itemsize)) if xp is np else C
-    for c in range(0, C, step):
-        part, cols_part = canvas[c:c + step], cols[c:c + step]
-        for ky in range(k):
-            for kx in range(k):
-                window = part[:, ky:ky + s * OH:s, kx:kx + s * OW:s]      # (c, OH, OW, N), a view
-                xp.add(window, cols_part[:, ky, kx], out=window)
-    return canvas
+
+    def add_channels(lo, hi):                             # channels lo..hi-1, ``step`` at a time
+        for c in range(lo, hi, step):
+            part, cols_part = canvas[c:min(c + step, hi)], cols[c:min(c + step, hi)]
+            part.fill(0)
+            for ky in range(k):
+                for kx in range(k):
+                    window = part[:, ky:ky + s * OH:s, kx:kx + s * OW:s]      # (c, OH, OW, N), a view
+                    xp.add(window, cols_part[:, ky, kx], out=window)
+            if out is not None:
+                out[c:min(c + step, hi)] = part[:, crop:Hp - crop, crop:Wp - crop]
+    parallel.run(add_channels, C, cols.size, xp)
+    return canvas if out is None else out
 
 
 _CHANNELS_BYTES = 2 ** 21        # 2 MiB of canvas per block of channels in col2im_chwn

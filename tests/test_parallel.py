@@ -1,0 +1,118 @@
+"""tinygan.parallel: work split over threads gives the numbers of the plain call, bit for bit."""
+import threading
+
+import numpy as np
+import pytest
+
+from tinygan import parallel
+from tinygan.dcgan import build, train_step
+from tinygan.nn.layout import chwn_to_nchw
+from tinygan.optim import Adam
+
+
+@pytest.fixture
+def threads():
+    """Set parallel's thread count (and split even tiny arrays) for one test; restore after."""
+    saved_threads, saved_min = parallel.threads(), parallel.MIN_SIZE
+
+    def set_to(n, min_size=1):
+        parallel.set_threads(n)
+        parallel.MIN_SIZE = min_size
+    yield set_to
+    parallel.set_threads(saved_threads)
+    parallel.MIN_SIZE = saved_min
+
+
+@pytest.mark.parametrize("n, parts", [(10, 3), (7, 7), (3, 8), (1, 1), (1000, 2)])
+def test_ranges_cover_every_item_once_in_order(n, parts):
+    r = parallel.ranges(n, parts)
+    assert [i for lo, hi in r for i in range(lo, hi)] == list(range(n))
+    sizes = [hi - lo for lo, hi in r]
+    assert len(r) == min(n, parts) and max(sizes) - min(sizes) <= 1
+
+
+def test_run_returns_each_ranges_result_and_uses_other_threads(threads):
+    threads(3)
+    seen = []
+
+    def fn(lo, hi):
+        seen.append(threading.current_thread().name)
+        return lo, hi
+    assert parallel.run(fn, 9, size=10 ** 9) == [(0, 3), (3, 6), (6, 9)]
+    assert seen.count(threading.current_thread().name) == 1            # the caller took one range
+    assert sum(name.startswith("tinygan") for name in seen) == 2        # the pool the other two
+
+
+def test_run_below_min_size_or_one_thread_is_the_plain_call(threads):
+    threads(4, min_size=100)
+    assert parallel.run(lambda lo, hi: (lo, hi), 8, size=99) == [(0, 8)]
+    threads(1)
+    assert parallel.run(lambda lo, hi: (lo, hi), 8, size=10 ** 9) == [(0, 8)]
+
+
+def test_run_reraises_a_worker_error_after_every_range_finished(threads):
+    threads(2)
+    done = []
+
+    def fn(lo, hi):
+        if lo > 0:
+            raise ValueError(f"range {lo}-{hi} failed")
+        done.append(lo)
+    with pytest.raises(ValueError, match="range 5-10 failed"):
+        parallel.run(fn, 10, size=10 ** 9)
+    assert done == [0]
+
+
+def test_set_threads_rejects_nonsense():
+    with pytest.raises(ValueError, match="set_threads: need an integer >= 1, got 0"):
+        parallel.set_threads(0)
+
+
+def test_threads_follow_the_blas_environment(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert parallel._threads_from_environment() == 3
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert parallel._threads_from_environment() == 5
+
+
+def test_elementwise_splits_same_layout_arrays_and_not_mixed_ones(threads):
+    threads(2)
+    x = chwn_to_nchw(np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5, 2))   # batch-innermost
+    y = np.empty_like(x)                                     # same layout
+    calls = []
+
+    def square(a, out):
+        calls.append(a.ndim)
+        np.multiply(a, a, out=out)
+    parallel.elementwise(square, x, y)
+    assert calls == [1, 1] and np.array_equal(y, x * x)       # two 1-D stretches of memory
+    calls.clear()
+    z = np.empty(x.shape, dtype=np.float32)                  # C-contiguous: another layout
+    parallel.elementwise(square, x, z)
+    assert calls == [4] and np.array_equal(z, x * x)          # one plain call
+
+
+def _two_steps(seed=3):
+    G, D = build("paper", latent_dim=8, features=8, image_size=16, seed=seed)
+    opt_G = Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_D = Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    rng = np.random.default_rng(seed)
+    losses = []
+    for _ in range(2):
+        real = rng.uniform(-1, 1, (6, 3, 16, 16)).astype(np.float32)
+        z = rng.standard_normal((6, 8, 1, 1)).astype(np.float32)
+        losses += [float(v) for v in train_step(G, D, opt_G, opt_D, real, z)]
+    return losses, [p.data.copy() for p in G.parameters() + D.parameters()], \
+        [b.copy() for m in (G, D) for _, b in m.named_buffers()]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_training_step_on_threads_is_bit_identical_to_one_thread(threads, n):
+    threads(1)
+    plain = _two_steps()
+    threads(n)                       # every BN, activation, im2col/col2im and Adam call split n ways
+    split = _two_steps()
+    assert plain[0] == split[0]
+    for a, b in zip(plain[1] + plain[2], split[1] + split[2]):
+        assert np.array_equal(a, b)

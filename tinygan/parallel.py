@@ -1,0 +1,136 @@
+"""One array operation split over the CPU's cores.
+
+NumPy runs every ufunc, copy and reduction on ONE core, however many the machine has;
+only its matrix products (BLAS) use them all. But NumPy lets go of Python's global lock
+while it loops over the numbers, so Python threads that work on disjoint parts of the
+same array really do run at once. That is all this module does:
+
+    parallel.run(fn, n, size)      fn(lo, hi) for consecutive ranges [lo, hi) covering [0, n)
+
+The calling thread does the first range itself while the others run on a small pool,
+and ``run`` returns when all are done (re-raising the first error), with the list of
+what ``fn`` returned, range by range. The caller chooses
+what a range means — channels of an activation, elements of a flat buffer — and makes
+sure the ranges write to disjoint memory. Nothing about the numbers changes: each
+element is computed by exactly the same operations as in the plain call ``fn(0, n)``,
+only by another thread (tests/test_parallel.py checks a whole training step bit for bit).
+
+When it is NOT worth it: waking a pool thread costs tens of microseconds, more than a
+small operation takes. ``size`` is the number of array elements the call touches; below
+``MIN_SIZE`` (or with one thread, or on a GPU, where an operation is one kernel launch
+whatever its size) ``run`` is just ``fn(0, n)``.
+
+How many threads: ``set_threads(n)``, else the environment's OPENBLAS_NUM_THREADS or
+OMP_NUM_THREADS (so that ``--threads`` of a benchmark, which sets those before NumPy
+loads, governs tinygan's own threads too), else every core.
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+MIN_SIZE = 2 ** 19          # elements (2 MiB of float32): below this one thread is faster
+
+_state = {"threads": None, "pool": None, "pool_threads": 0}
+_lock = threading.Lock()
+
+
+def _threads_from_environment():
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.strip().isdigit() and int(value) >= 1:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def threads():
+    """The number of threads ``run`` splits work over (>= 1)."""
+    if _state["threads"] is None:
+        _state["threads"] = _threads_from_environment()
+    return _state["threads"]
+
+
+def set_threads(n):
+    """Use ``n`` threads from now on (1: everything on the calling thread, the plain version)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"parallel.set_threads: need an integer >= 1, got {n!r}")
+    _state["threads"] = n
+
+
+def ranges(n, parts):
+    """[0, n) cut into ``parts`` consecutive (lo, hi) ranges as equal as integers allow."""
+    parts = max(1, min(parts, n))
+    return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+
+
+def _pool(workers):
+    with _lock:
+        if _state["pool_threads"] < workers:
+            if _state["pool"] is not None:
+                _state["pool"].shutdown(wait=False)
+            _state["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="tinygan")
+            _state["pool_threads"] = workers
+        return _state["pool"]
+
+
+def parts_for(n, size, xp=np):
+    """How many ranges ``run`` would cut ``n`` items into for a call touching ``size`` elements."""
+    if xp is not np or size < MIN_SIZE:
+        return 1
+    return max(1, min(threads(), n))
+
+
+def run(fn, n, size, xp=np):
+    """Call ``fn(lo, hi)`` over consecutive ranges covering [0, n), on up to ``threads()`` threads.
+
+    ``size``: the elements the whole call touches (decides whether splitting pays);
+    ``xp``: the array module (anything but NumPy runs ``fn(0, n)``, one call).
+    """
+    parts = parts_for(n, size, xp)
+    if parts == 1:
+        return [fn(0, n)]
+    first, *rest = ranges(n, parts)
+    futures = [_pool(len(rest)).submit(fn, lo, hi) for lo, hi in rest]
+    try:
+        results = [fn(*first)]
+    finally:
+        errors = [f.exception() for f in futures]     # wait for every range, even after an error
+    for e in errors:
+        if e is not None:
+            raise e
+    return results + [f.result() for f in futures]
+
+
+def joined(results, xp=np):
+    """``run``'s per-range results, each a tuple of 1-D arrays, joined back range by range.
+
+    [(a0, b0), (a1, b1)] -> (concatenate([a0, a1]), concatenate([b0, b1])); with one range
+    the arrays themselves (no copy).
+    """
+    return tuple(xp.concatenate(col) if len(col) > 1 else col[0] for col in zip(*results))
+
+
+def _flat_views(arrays):
+    """1-D views of ``arrays`` in memory order, or None if they are not all dense with one layout."""
+    first = arrays[0]
+    if any(a.shape != first.shape or a.strides != first.strides for a in arrays):
+        return None
+    flats = [np.ravel(a, order="K") for a in arrays]
+    return None if any(f.base is None and f is not a for f, a in zip(flats, arrays)) else flats
+
+
+def elementwise(fn, *arrays):
+    """``fn(*arrays)`` for an element-wise ``fn``, split into parts of the arrays' memory.
+
+    The arrays (inputs and ``out=`` outputs alike) must have one shape; when they also have
+    one memory layout and are dense — every array a layer makes with ``like(x)`` — each
+    thread gets the same stretch of memory of every array, ``fn(a[lo:hi], b[lo:hi], ...)``
+    on their 1-D views. Otherwise (mixed layouts, a GPU array) it is one call ``fn(*arrays)``.
+    """
+    xp = type(arrays[0]).__module__.split(".")[0]
+    flats = _flat_views(arrays) if xp == "numpy" else None
+    if flats is None or parts_for(flats[0].size, flats[0].size) == 1:
+        fn(*arrays)
+        return
+    run(lambda lo, hi: fn(*(f[lo:hi] for f in flats)), flats[0].size, flats[0].size)
