@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/run_overhead.py --limit 832 --epochs 8
 
-Trains the demo's configuration (32×32, features 32, batch 32, the paper's recipe) with
+Trains the demo's configuration (32×32, features 32, batch 32, ``--recipe``: the demo's
+'sprites' by default) with
 ``tinygan.train.run`` and the callbacks ``examples/pokemon.py`` uses, timing each callback,
-then times bare ``train_step`` calls on the same network and batch size in the same
-process. ``--limit 832`` makes epochs of 26 steps, where the per-epoch chores weigh most.
+then times bare ``train_step`` calls on the same network, batch size and recipe options
+(the recipe's DiffAugment too) in the same process. ``--limit 832`` makes epochs of 26
+steps, where the per-epoch chores weigh most.
 The ratio is (steps / the run's wall time, start-up included) / (bare steps per second).
 """
 import argparse
@@ -45,6 +47,7 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=832, help="images (832 = 26 steps of 32)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--recipe", default="sprites", help="paper, d2l or sprites (the demo's, default)")
     ap.add_argument("--bare-steps", type=int, default=52, help="bare train_step calls timed afterwards")
     args = ap.parse_args(argv)
     threadctl.configure(args.threads)
@@ -65,7 +68,8 @@ def main(argv=None):
         return real_step(*a, **k)
     train_mod.train_step = counting
     with tempfile.TemporaryDirectory() as out:
-        cfg = Config(data=args.data, limit=args.limit, epochs=args.epochs, out=out, progress=False)
+        cfg = Config(data=args.data, limit=args.limit, epochs=args.epochs, out=out, progress=False,
+                     recipe=args.recipe)
         chores = [timed(cb, seconds) for cb in pokemon.chores(cfg)]
         t = time.perf_counter()
         summary = run(cfg, callbacks=chores)
@@ -81,16 +85,17 @@ def main(argv=None):
     oD = Adam(D.parameters(), lr=cfgr.lr, betas=(cfgr.beta1, cfgr.beta2))
     rng = np.random.default_rng(0)
     real = rng.uniform(-1, 1, (cfgr.batch_size, 3, cfgr.image_size, cfgr.image_size)).astype(np.float32)
+    options = dict(augment=dcgan.augmentation(cfgr.recipe, rng), real_label=cfgr.real_label)    # as Run.step
     times = []
     for i in range(args.bare_steps + 4):
         z = rng.standard_normal((cfgr.batch_size, cfgr.latent_dim, 1, 1)).astype(np.float32)
         t = time.perf_counter()
-        real_step(G, D, oG, oD, real, z)
+        real_step(G, D, oG, oD, real, z, **options)
         if i >= 4:
             times.append(time.perf_counter() - t)
     bare = 1 / statistics.median(times)
     whole = run_steps / wall
-    print(f"\nrun: {run_steps} steps ({args.epochs} epochs of {run_steps // args.epochs}) in {wall:.1f} s wall "
+    print(f"\nrecipe {cfgr.recipe}; run: {run_steps} steps ({args.epochs} epochs of {run_steps // args.epochs}) in {wall:.1f} s wall "
           f"(training loop {summary['seconds']:.1f} s), {whole:.2f} steps/s")
     print(f"bare train_step: {bare:.2f} steps/s (median of {len(times)})")
     print(f"whole run / bare step: {whole / bare:.3f}")

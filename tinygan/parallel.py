@@ -20,6 +20,12 @@ small operation takes. ``size`` is the number of array elements the call touches
 ``MIN_SIZE`` (or with one thread, or on a GPU, where an operation is one kernel launch
 whatever its size) ``run`` is just ``fn(0, n)``.
 
+What it does not undo: after each matrix product OpenBLAS's own threads spin for a while,
+waiting for the next one, so a tinygan thread started just then shares its core with one
+of them. On a 2-core machine that eats most of the gain; OPENBLAS_THREAD_TIMEOUT=4 (set
+before NumPy loads) sends them to sleep at once, and then the split pays but every product
+starts slower (benchmarks/RESULTS.md has the measurements).
+
 How many threads: ``set_threads(n)``, else the environment's OPENBLAS_NUM_THREADS or
 OMP_NUM_THREADS (so that ``--threads`` of a benchmark, which sets those before NumPy
 loads, governs tinygan's own threads too), else every core.
