@@ -68,12 +68,14 @@ def test_set_threads_rejects_nonsense():
         parallel.set_threads(0)
 
 
-def test_threads_follow_the_blas_environment(monkeypatch):
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+def test_threads_come_from_tinygan_threads_else_one(monkeypatch):
+    monkeypatch.setenv("TINYGAN_THREADS", "3")
     assert parallel._threads_from_environment() == 3
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")
-    monkeypatch.setenv("OMP_NUM_THREADS", "5")
-    assert parallel._threads_from_environment() == 5
+    for value in ("", "0", "many"):
+        monkeypatch.setenv("TINYGAN_THREADS", value)
+        assert parallel._threads_from_environment() == 1
+    monkeypatch.delenv("TINYGAN_THREADS")
+    assert parallel._threads_from_environment() == 1
 
 
 def test_elementwise_splits_same_layout_arrays_and_not_mixed_ones(threads):

@@ -9,9 +9,9 @@ same array really do run at once. That is all this module does:
 
 The calling thread does the first range itself while the others run on a small pool,
 and ``run`` returns when all are done (re-raising the first error), with the list of
-what ``fn`` returned, range by range. The caller chooses
-what a range means — channels of an activation, elements of a flat buffer — and makes
-sure the ranges write to disjoint memory. Nothing about the numbers changes: each
+what ``fn`` returned, range by range. The caller chooses what a range means — channels
+of an activation, elements of a flat buffer — and makes sure the ranges write to
+disjoint memory. Nothing about the numbers changes: each
 element is computed by exactly the same operations as in the plain call ``fn(0, n)``,
 only by another thread (tests/test_parallel.py checks a whole training step bit for bit).
 
@@ -24,11 +24,12 @@ What it does not undo: after each matrix product OpenBLAS's own threads spin for
 waiting for the next one, so a tinygan thread started just then shares its core with one
 of them. On a 2-core machine that eats most of the gain; OPENBLAS_THREAD_TIMEOUT=4 (set
 before NumPy loads) sends them to sleep at once, and then the split pays but every product
-starts slower (benchmarks/RESULTS.md has the measurements).
+starts slower.
 
-How many threads: ``set_threads(n)``, else the environment's OPENBLAS_NUM_THREADS or
-OMP_NUM_THREADS (so that ``--threads`` of a benchmark, which sets those before NumPy
-loads, governs tinygan's own threads too), else every core.
+How many threads: ``set_threads(n)``, else the environment's TINYGAN_THREADS, else ONE —
+the plain version. On the 2-core machine it was measured on, the split gained nothing
+beyond the noise (``benchmarks/split_threads.py``; numbers in benchmarks/RESULTS.md), so it
+is there to switch on and measure where there are more cores, not on by default.
 """
 import os
 import threading
@@ -43,11 +44,8 @@ _lock = threading.Lock()
 
 
 def _threads_from_environment():
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "")
-        if value.strip().isdigit() and int(value) >= 1:
-            return int(value)
-    return os.cpu_count() or 1
+    value = os.environ.get("TINYGAN_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else 1
 
 
 def threads():
