@@ -6,7 +6,9 @@
 Each batch size is measured by its own ``benchmarks/train_step.py --json`` process
 (interleaved pairs, median), so one size cannot warm or pollute the next. The raw
 results are saved in benchmarks/speed_vs_batch.json (``--json-out``) and ``--from-json`` redraws the
-figure from them without measuring again. Matplotlib runs with the Agg backend.
+figure from them without measuring again. One file pair per kind of machine: name them
+(``--json-out``, ``--out``) after the machine, never over another kind's. The title
+names the CPU and the BLAS kernel the figures come from. Matplotlib runs with the Agg backend.
 """
 import argparse
 import json
@@ -62,8 +64,11 @@ def plot(results, out):
     r0 = results[0]
     loads = sorted(r["load_average"][0] for r in results if "load_average" in r)
     load = f", load average {loads[len(loads) // 2]:.1f}" if loads else ""
+    m = r0.get("machine", {})
+    where = (f"{m['cpu']}, {m['cores']} cores; OpenBLAS {m.get('blas', {}).get('version', '')} "
+             f"{m.get('blas', {}).get('kernel', '')}\n") if m else ""
     ax.set_title(f"DCGAN {r0['image_size']}×{r0['image_size']} training step, {r0['threads']} threads, CPU{load}\n"
-                 "(×: tinygan / PyTorch, median of interleaved pairs)", fontsize=9)
+                 f"{where}(×: tinygan / PyTorch, median of interleaved pairs)", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
