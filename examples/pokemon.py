@@ -108,6 +108,9 @@ def train_parser():
     p.add_argument("--real-label", type=label, metavar="Y",
                    help="D's target for real images (default 1); 0.9 is one-sided label smoothing "
                         "(Salimans et al. 2016)")
+    p.add_argument("--instance-noise", type=positive_float, metavar="SIGMA",
+                   help="Gaussian noise of std SIGMA (images are in [-1, 1]) on everything D sees, real and "
+                        "fake, annealed linearly to 0 by the last step (Sonderby et al. 2016); default none")
     p.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N images")
     p.add_argument("--resize", choices=["pad", "stretch", "crop"],
                    help="making images square: pad with the background (default), stretch (d2l), crop")

@@ -27,8 +27,8 @@ import numpy as np
 
 from .backend import get_array_module
 from .init import dcgan_init, normal_init
-from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, LeakyReLU, MinibatchStd,
-                 Module, ReLU, Sequential, SpectralNorm, Tanh, Upsample, sigmoid)
+from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, InstanceNoise, LeakyReLU,
+                 MinibatchStd, Module, ReLU, Sequential, SpectralNorm, Tanh, Upsample, sigmoid)
 
 
 def _num_stride2_blocks(image_size, who):
@@ -155,10 +155,14 @@ RECIPES = {
 }
 
 
-def augmentation(recipe, rng):
-    """The recipe's ``DiffAugment`` drawing from ``rng``, or None when it has none (paper, d2l)."""
+def augmentation(recipe, rng, instance_noise=0.0):
+    """What D is shown of an image, drawing from ``rng``: the recipe's ``DiffAugment`` and, if
+    ``instance_noise`` > 0, ``InstanceNoise(instance_noise)`` after it (both: a Sequential);
+    None when there is neither (paper, d2l without noise)."""
     policy = RECIPES[recipe].get("augment")
-    return DiffAugment(policy, rng=rng) if policy else None
+    chain = ([DiffAugment(policy, rng=rng)] if policy else []) + \
+        ([InstanceNoise(instance_noise, rng=rng)] if instance_noise > 0 else [])
+    return None if not chain else chain[0] if len(chain) == 1 else Sequential(*chain)
 
 
 def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0, upsample="transpose",
@@ -193,8 +197,9 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=No
     and a fake image during the D step.
 
     Options of the 'sprites' recipe (both off by default, which is the paper's step exactly):
-      ``augment``     a ``DiffAugment``: D sees T(x) and T(G(z)) with fresh random T each time,
-                      and G's gradient comes back through it: dL/dfake = Tᵀ(dL/dT(fake)).
+      ``augment``     a ``DiffAugment`` (or any map with a backward: ``augmentation`` chains
+                      instance noise after it): D sees T(x) and T(G(z)) with fresh random T each
+                      time, and G's gradient comes back through it: dL/dfake = Tᵀ(dL/dT(fake)).
       ``real_label``  the target of real images in D's loss (0.9: one-sided label smoothing,
                       Salimans et al. 2016); fakes stay at 0 and G's target stays 1.
     """

@@ -37,7 +37,7 @@ from .data import load_images, parse_color
 from .dcgan import RECIPES, augmentation, train_step
 from .images import save_grid
 from .io import atomic_write, check_writable
-from .nn import BCEWithLogitsLoss, sampling
+from .nn import BCEWithLogitsLoss, InstanceNoise, Sequential, sampling
 from .optim import Adam
 from .progress import Progress, format_bytes, format_seconds
 from .runlock import RunLock
@@ -55,7 +55,7 @@ SYNC_SECONDS = {"numpy": 0.0, "cupy": 0.5}
 # Flags that define the model and the data: fixed for the life of a run (and its resumes).
 RUN_DEFINING = ("recipe", "latent_dim", "features", "image_size", "data", "limit", "resize",
                 "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2", "upsample", "lr_d", "real_label",
-                "d_spectral_norm", "d_minibatch_std")
+                "d_spectral_norm", "d_minibatch_std", "instance_noise")
 
 
 @dataclass
@@ -84,6 +84,7 @@ class Config:
     upsample: str = "transpose"      # G's ×2 steps: 'transpose' (the paper's) or 'nearest' + Conv2d
     d_spectral_norm: bool = False    # D's convolutions spectrally normalised (and no BatchNorm in D)
     d_minibatch_std: bool = False    # a minibatch-standard-deviation channel before D's last convolution
+    instance_noise: float = 0.0      # σ of Gaussian noise on all D sees, annealed linearly to 0 by the last step
     swd_every: int = 0               # every N epochs log the sliced Wasserstein distance; 0: never
 
     def resolved(self):
@@ -190,11 +191,20 @@ class Run:
             _log(f"resumed {resume}: epoch {self.state.epoch + 1}, batch {self.state.batch}, "
                  f"step {self.state.step}")
         self.fixed_noise = self.xp.asarray(self.state.fixed_noise)      # on the device
-        # the recipe's augmentation draws from the run's rng, so a checkpoint covers it too
-        self.augment = augmentation(cfg.recipe, self.state.rng)
+        # the recipe's augmentation (and instance noise) draw from the run's rng, so a checkpoint covers them too
+        self.augment = augmentation(cfg.recipe, self.state.rng, cfg.instance_noise)
+        chain = list(self.augment) if isinstance(self.augment, Sequential) else [self.augment]
+        self.noise = next((m for m in chain if isinstance(m, InstanceNoise)), None)
+
+    def noise_sigma(self):
+        """Instance noise's σ for the coming step: σ₀·(1 − step/steps), 0 from the run's last step on."""
+        total = self.cfg.epochs * self.n_batches
+        return self.cfg.instance_noise * max(0.0, 1.0 - self.state.step / total)
 
     def step(self, real, z, stats=None):
         """One training step with this run's models, optimizers, loss and recipe options."""
+        if self.noise is not None:
+            self.noise.sigma = self.noise_sigma()
         return train_step(self.G, self.D, self.opt_G, self.opt_D, real, z, self.loss_fn, stats,
                           augment=self.augment, real_label=self.cfg.real_label)
 

@@ -7,6 +7,7 @@ from .im2col import col2im, conv_out_size, deconv_out_size, im2col
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, NTXentLoss
 from .minibatch_std import MinibatchStd
 from .module import Module, Parameter, Sequential, sampling
+from .noise import InstanceNoise
 from .pool import GlobalAvgPool2d
 from .spectral_norm import SpectralNorm
 from .upsample import Upsample
@@ -14,4 +15,4 @@ from .upsample import Upsample
 __all__ = ["Module", "Parameter", "Sequential", "sampling", "Conv2d", "ConvTranspose2d", "BatchNorm2d",
            "Upsample", "GlobalAvgPool2d", "DiffAugment", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "NTXentLoss", "sigmoid", "im2col", "col2im", "conv_out_size", "deconv_out_size",
-           "SpectralNorm", "MinibatchStd"]
+           "SpectralNorm", "MinibatchStd", "InstanceNoise"]
