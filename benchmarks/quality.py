@@ -300,6 +300,9 @@ def cached_scores(path, sampler, reals, metric):
     from tinygan.io import atomic_write
     cache = path[:-4] + ".scores.json"
     scores = json.load(open(cache)) if os.path.exists(cache) else {}
+    stamp = [os.path.getsize(path), os.path.getmtime(path)]
+    if scores.setdefault("samples", stamp) != stamp:   # scores of an earlier file of that name (a cache
+        scores = {"samples": stamp}                    # written before stamps were kept is taken as it is)
     mine = scores.setdefault(sampler, {})
     if "swd" not in mine or "recall" not in mine:
         fake = from_uint8(np.load(path)[sampler])
@@ -317,12 +320,22 @@ def spread(values, digits=2):
     return f"{v.mean():6.{digits}f} ({v.min():5.{digits}f}–{v.max():5.{digits}f})"
 
 
+def latest_per_sample_set(lines):
+    """runs.jsonl's lines, one per sample file: a run trained again to a step it kept before
+    overwrote that file, so only its last line describes it."""
+    latest = {}
+    for line in lines:
+        latest.pop(line["samples"], None)
+        latest[line["samples"]] = line
+    return list(latest.values())
+
+
 def report(args):
     """Score every kept sample set; print one line per (framework, recipe, steps, sampler)."""
     import numpy as np
     from tinygan.featuremetric import features, kid
     from tinygan.swd import swd
-    lines = [json.loads(x) for x in open(os.path.join(args.out, "runs.jsonl"))]
+    lines = latest_per_sample_set(json.loads(x) for x in open(os.path.join(args.out, "runs.jsonl")))
     reals = real_sets(args.data)
     metric = feature_metric(reals)
     base_swd = swd(reals[2], reals[1]).mean

@@ -53,3 +53,25 @@ def test_set_puts_config_fields_on_the_recipe(sprites, tmp_path):
     assert quality.parse_setting("d_spectral_norm=false") == ("d_spectral_norm", False)
     with pytest.raises(SystemExit):
         quality.parse_args(["train", "--set", "nonsense=1"])
+
+
+def test_report_keeps_the_last_line_of_a_sample_file_trained_twice():
+    lines = [{"samples": "a/step_1.npz", "seed": 0, "seconds": 5},
+             {"samples": "b/step_1.npz", "seed": 1, "seconds": 6},
+             {"samples": "a/step_1.npz", "seed": 0, "seconds": 9}]      # run a trained again to step 1
+    kept = quality.latest_per_sample_set(lines)
+    assert [(x["samples"], x["seconds"]) for x in kept] == [("b/step_1.npz", 6), ("a/step_1.npz", 9)]
+
+
+def test_scores_of_a_sample_file_written_again_are_not_reused(tmp_path, monkeypatch):
+    path = str(tmp_path / "step_000002.npz")
+    calls = []
+    monkeypatch.setattr(quality, "swd_scores", lambda fake, reals: calls.append("swd") or {"swd": float(fake.mean())})
+    monkeypatch.setattr(quality, "kid_scores", lambda fake, metric: {"recall": 0.5})
+    np.savez(path, fake=np.zeros((2, 3, 4, 4), np.uint8))
+    first = dict(quality.cached_scores(path, "fake", None, None))
+    assert quality.cached_scores(path, "fake", None, None) == first and calls == ["swd"]     # cached
+    np.savez(path, fake=np.full((2, 3, 4, 4), 255, np.uint8))                               # trained again
+    os.utime(path, (1e9, 1e9))
+    again = quality.cached_scores(path, "fake", None, None)
+    assert calls == ["swd", "swd"] and again["swd"] != first["swd"]
