@@ -11,9 +11,8 @@ The calling thread does the first range itself while the others run on a small p
 and ``run`` returns when all are done (re-raising the first error), with the list of
 what ``fn`` returned, range by range. The caller chooses what a range means — channels
 of an activation, elements of a flat buffer — and makes sure the ranges write to
-disjoint memory. Nothing about the numbers changes: each
-element is computed by exactly the same operations as in the plain call ``fn(0, n)``,
-only by another thread (tests/test_parallel.py checks a whole training step bit for bit).
+disjoint memory. Nothing about the numbers changes: each element is computed by exactly
+the same operations as in the plain call ``fn(0, n)``, only by another thread (tests/test_parallel.py checks a whole training step bit for bit).
 
 When it is NOT worth it: waking a pool thread costs tens of microseconds, more than a
 small operation takes. ``size`` is the number of array elements the call touches; below
@@ -132,8 +131,8 @@ def elementwise(fn, *arrays):
     thread gets the same stretch of memory of every array, ``fn(a[lo:hi], b[lo:hi], ...)``
     on their 1-D views. Otherwise (mixed layouts, a GPU array) it is one call ``fn(*arrays)``.
     """
-    xp = type(arrays[0]).__module__.split(".")[0]
-    flats = _flat_views(arrays) if xp == "numpy" else None
+    xp = type(arrays[0]).__module__.split(".")[0]       # by module, not isinstance: a CuPy stand-in
+    flats = _flat_views(arrays) if xp == "numpy" else None  # (benchmarks/launch_budget.py) subclasses ndarray
     if flats is None or parts_for(flats[0].size, flats[0].size) == 1:
         fn(*arrays)
         return
