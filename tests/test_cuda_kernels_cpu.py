@@ -77,6 +77,19 @@ def test_gather_twin_equals_col2im_and_its_loop_reference(k, s, p, shape):
     np.testing.assert_allclose(got, col2im(cols, shape, k, s, p), rtol=1e-13, atol=1e-13)
 
 
+def test_gather_rejects_columns_that_do_not_fit_before_touching_the_gpu():
+    """A mis-sized colsᵀ is a one-line ValueError naming both shapes, raised before any
+    allocation (so it is raised here too, where CuPy has no device or is not installed)."""
+    C, H, W, N, k, s, p = 2, 8, 8, 3, 4, 2, 1
+    OH = conv_out_size(H, k, s, p)
+    ok = np.zeros((C * k * k, OH * OH * N), np.float32)
+    for shape, layout in [((C, H, W, N), "chwn"), ((N, C, H, W), "nchw")]:
+        with pytest.raises(ValueError, match=r"colsᵀ \(32, 47\) does not fit output .*expected 32 × 48"):
+            ck.col2im_gather(ok[:, :-1], shape, k, s, p, layout=layout)
+    with pytest.raises(ValueError, match="layout must be 'chwn' or 'nchw'"):
+        ck.col2im_gather(ok, (C, H, W, N), k, s, p, layout="nhwc")
+
+
 @HYPO
 @given(case=col2im_case(), dtype=st.sampled_from([np.float32, np.float64]))
 def test_gather_twin_equals_col2im_hypothesis(case, dtype):

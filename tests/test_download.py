@@ -102,7 +102,7 @@ def test_interrupted_transfer_leaves_nothing(server, home):
     with pytest.raises(DataError, match="download of .* failed") as e:
         ensure_pokemon(url=server.url, sha1=SHA1, verbose=False)
     assert "--data" in str(e.value)
-    assert files_in(home) == []
+    assert not home.exists()                                  # not even the folder it made
     server.extra = 0                                          # a rerun starts clean and succeeds
     assert ensure_pokemon(url=server.url, sha1=SHA1, verbose=False).read_bytes() == BODY
     assert files_in(home) == ["pokemon.zip"]
@@ -111,8 +111,18 @@ def test_interrupted_transfer_leaves_nothing(server, home):
 def test_interrupted_transfer_without_checksum_leaves_nothing(server, tmp_path):
     server.extra = 1
     with pytest.raises(DataError):
-        download(server.url, tmp_path / "out" / "x.zip", sha1=None, verbose=False)
-    assert files_in(tmp_path / "out") == []
+        download(server.url, tmp_path / "out" / "deeper" / "x.zip", sha1=None, verbose=False)
+    assert not (tmp_path / "out").exists()                    # both folders it made are gone
+
+
+def test_failed_download_keeps_folders_that_were_there(server, tmp_path):
+    """Only what the download made is removed: an existing folder, and anything in it, stays."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    server.extra = 1
+    with pytest.raises(DataError):
+        download(server.url, tmp_path / "mine" / "new" / "x.zip", sha1=None, verbose=False)
+    assert files_in(tmp_path / "mine") == ["notes.txt"]
 
 
 def test_present_file_is_not_downloaded_again(server):

@@ -73,10 +73,12 @@ def ensure_pokemon(path=None, url=POKEMON_URL, sha1=POKEMON_SHA1, verbose=True, 
 def download(url, path, sha1=None, verbose=True, timeout=30):
     """Fetch ``url`` into ``path`` through a temporary file; verify; rename. Returns ``path``.
 
-    Raises DataError, leaving neither ``path`` nor the temporary file, when the transfer
-    fails or stops short of Content-Length, or when the SHA-1 differs from ``sha1``.
+    Raises DataError, leaving neither ``path`` nor the temporary file nor a folder made
+    for them, when the transfer fails or stops short of Content-Length, or when the SHA-1
+    differs from ``sha1``.
     """
     path = Path(path)
+    made = [d for d in [path.parent, *path.parent.parents] if not d.exists()]   # the folders we create, deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
     try:
@@ -92,7 +94,18 @@ def download(url, path, sha1=None, verbose=True, timeout=30):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if not path.exists():
+            _remove_empty(made)
     return path
+
+
+def _remove_empty(folders):
+    """Remove ``folders`` (deepest first) that a failed download created and left empty."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:                 # not empty, or gone: leave it and its parents
+            return
 
 
 def _fetch(url, out, verbose, timeout):

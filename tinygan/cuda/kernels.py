@@ -189,16 +189,19 @@ def col2im_gather(cols_t, shape, k, s, p, layout="chwn"):
     ``col2im_chwn`` on a padded canvas followed by cutting the border away gives.
     layout 'nchw': ``shape`` = (N, C, H, W). Twin: ``col2im_gather_t_reference``.
     """
-    import cupy
     if layout == "chwn":
         C, H, W, N = shape
     elif layout == "nchw":
         N, C, H, W = shape
     else:
         raise ValueError(f"col2im_gather: layout must be 'chwn' or 'nchw', got {layout!r}")
+    OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
+    if cols_t.size != C * k * k * OH * OW * N:             # before allocating the output
+        raise ValueError(f"col2im_gather: colsᵀ {cols_t.shape} does not fit output {tuple(shape)} ({layout}) "
+                         f"with K={k}, S={s}, P={p}: expected {C * k * k} × {OH * OW * N} elements")
+    import cupy
     out = cupy.empty(shape, dtype=cols_t.dtype)
-    return _col2im_launch(cols_t, out, C, H, W, N, k, s, p,
-                          conv_out_size(H, k, s, p), conv_out_size(W, k, s, p), nchw=int(layout == "nchw"))
+    return _col2im_launch(cols_t, out, C, H, W, N, k, s, p, OH, OW, nchw=int(layout == "nchw"))
 
 
 def col2im_canvas_gather(cols_t, canvas, k, s):
