@@ -135,7 +135,7 @@ def train_parser():
                         "images and 256 samples, print it and log it as 'swd' in log.jsonl (a few seconds)")
     p.add_argument("--summary", action="store_true",
                    help="print the layer tables of G and D (output shapes, parameter counts) before training")
-    p.add_argument("--tf32", action="store_true",
+    p.add_argument("--tf32", action="store_true", default=None,
                    help="cupy: float32 matmuls on TF32 tensor cores (Ampere and later): faster, inputs "
                         "rounded to 10 mantissa bits, sums in FP32, as PyTorch's cuDNN convolutions by default; sets "
                         "CUPY_TF32=1 before CuPy is imported. Default: strict FP32 (unless CUPY_TF32 is "
@@ -193,9 +193,7 @@ def main_train(argv):
 
     parser = train_parser()
     args = parser.parse_args(argv)
-    if args.tf32:
-        os.environ["CUPY_TF32"] = "1"      # CuPy is imported later, by backend.use in run()
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("resume", "no_progress", "tf32")}
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("resume", "no_progress")}
     if args.resume:
         if not os.path.isfile(args.resume):
             parser.error(f"--resume: checkpoint {args.resume} does not exist")

@@ -99,6 +99,20 @@ def _weights(path):
         return {k: ck[k] for k in ck.files if k != "meta"}
 
 
+def test_tf32_is_a_setting_of_the_run_kept_in_config_json_and_on_resume(sprite_folder, tmp_path):
+    """--tf32 is written to config.json (and the checkpoint) like every other setting, and a
+    --resume without the flag goes on as the run was set; on numpy it changes nothing else."""
+    out = tmp_path / "run"
+    proc = run_example(["--data", str(sprite_folder), *TINY, "--epochs", "1", "--tf32", "--out", str(out)], tmp_path)
+    assert json.loads((out / "config.json").read_text())["tf32"] is True, proc.stdout
+    run_example(["--resume", str(out / "checkpoint.npz"), "--epochs", "2", "--no-progress"], tmp_path)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["tf32"] is True and cfg["epochs"] == 2
+    plain = tmp_path / "plain"
+    run_example(["--data", str(sprite_folder), *TINY, "--epochs", "1", "--out", str(plain)], tmp_path)
+    assert json.loads((plain / "config.json").read_text())["tf32"] is False
+
+
 @pytest.mark.parametrize("recipe", ["paper", "sprites"])
 def test_resume_is_bit_identical(sprite_folder, tmp_path, recipe):
     """Also with DiffAugment, whose random numbers come from the run's rng (saved in the checkpoint)."""

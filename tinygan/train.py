@@ -86,6 +86,7 @@ class Config:
     d_minibatch_std: bool = False    # a minibatch-standard-deviation channel before D's last convolution
     instance_noise: float = 0.0      # σ of Gaussian noise on all D sees, annealed linearly to 0 by the last step
     swd_every: int = 0               # every N epochs log the sliced Wasserstein distance; 0: never
+    tf32: bool = False               # cupy: float32 matmuls on TF32 tensor cores (CUPY_TF32=1); numpy: no effect
 
     def resolved(self):
         """A copy with every None default filled in from the backend and the recipe."""
@@ -163,6 +164,8 @@ class Run:
 
     def __init__(self, cfg, resume=None):
         self.cfg = cfg
+        if cfg.tf32 and cfg.backend == "cupy":
+            os.environ["CUPY_TF32"] = "1"          # read by CuPy when backend.use imports it
         backend.use(cfg.backend)
         self.xp, self.dtype = backend.xp(), backend.default_dtype()
         loaded = load_images(cfg.data or None, image_size=cfg.image_size, resize=cfg.resize,
