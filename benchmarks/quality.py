@@ -70,6 +70,12 @@ def parse_args(argv=None):
     t.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="tinygan only: Config fields on top of the recipe, e.g. real_label=0.9 lr_d=4e-4 "
                         "d_spectral_norm=true d_minibatch_std=true; the run is named recipe+FIELD=VALUE…")
+    t.add_argument("--checkpoint-every", type=int, default=2520, metavar="N",
+                   help="tinygan only: every N steps keep the whole run (models, Adam, EMA, rng) in "
+                        "<run>/checkpoint.npz; a later 'train' of the same run goes on from there, step for "
+                        "step as if never stopped (default 2520: 60 epochs, ~2 minutes of one core; 0: never)")
+    t.add_argument("--restart", action="store_true",
+                   help="ignore the run's checkpoint and train it from step 0")
     c = sub.add_parser("cost", help="time each recipe's training step side by side (one process, interleaved)")
     c.add_argument("--recipes", nargs="+", default=["paper", "sprites"])
     c.add_argument("--threads", type=int, default=2)
@@ -87,6 +93,8 @@ def parse_args(argv=None):
     if args.command == "train":
         if any(s <= 0 for s in args.steps):
             ap.error(f"--steps must be positive step counts, got {args.steps}")
+        if args.checkpoint_every < 0:
+            ap.error(f"--checkpoint-every must be 0 (never) or a positive step count, got {args.checkpoint_every}")
         try:
             args.overrides = dict(parse_setting(x) for x in args.set)
         except ValueError as e:
@@ -127,17 +135,70 @@ def eval_noise(latent_dim, dtype):
 
 
 def train_tinygan(args, folder):
-    """Yield (step, G, G_ema, losses) at each kept step count; tinygan's own training step."""
+    """Yield (step, seconds, G, G_ema, losses, sample) at each kept step count; tinygan's own training
+    step. Goes on from ``folder``'s checkpoint when there is one (unless --restart)."""
     from tinygan.ema import EMA
-    from tinygan.train import Run
     from tinygan.nn import sampling
-    r = Run(demo_config(args.data, args.recipe, args.seed, folder, args.overrides))
+    from tinygan.train import Run
+    from tinygan.checkpoint import CheckpointError
+    cfg = demo_config(args.data, args.recipe, args.seed, folder, args.overrides)
+    path = os.path.join(folder, "checkpoint.npz")
+    going_on = os.path.exists(path) and not args.restart
+    try:
+        r = Run(cfg, resume=path if going_on else None)
+    except CheckpointError as e:
+        raise SystemExit(f"quality.py: {e}; remove it or pass --restart")
+    saved = resumable(path, r.cfg) if going_on else None
     ema = EMA(r.G, EMA_DECAY)
+    history, seconds = [], 0.0
+    if saved:
+        ema.model.load_state_dict({k[len("ema/"):]: v for k, v in saved["extra"].items() if k.startswith("ema/")})
+        history, seconds = [list(row) for row in saved["extra"]["recent_losses"]], r.state.seconds
 
     def sample(G, z):
         with sampling(G, bn="batch"):                         # BatchNorm on batch statistics; G left as it was
             return G(z)
-    yield from _loop(r, lambda real, z: r.step(real, z), ema.update, r.G, ema.model, sample, args.steps)
+
+    def keep(seconds):
+        r.state.seconds = seconds
+        save_run(path, r, ema, history)
+    yield from _loop(r, lambda real, z: r.step(real, z), ema.update, r.G, ema.model, sample, args.steps,
+                     history, seconds, keep if args.checkpoint_every else None, args.checkpoint_every)
+
+
+def resumable(path, cfg):
+    """The ``checkpoint.load``-ed run at ``path`` if it was trained with the settings ``cfg`` (a
+    Run's, as it adjusted them); else exit with one line saying what differs and what to do."""
+    from dataclasses import asdict
+
+    from tinygan import checkpoint
+    from tinygan.train import RUN_DEFINING
+    try:
+        saved = checkpoint.load(path)
+    except checkpoint.CheckpointError as e:
+        raise SystemExit(f"quality.py: {e}; remove it or pass --restart")
+    was, now = saved["meta"].get("config", {}), asdict(cfg)
+    differ = [f"{k} {was.get(k)!r} -> {now[k]!r}" for k in RUN_DEFINING if k != "data" and was.get(k) != now[k]]
+    if differ or "recent_losses" not in saved["extra"]:
+        raise SystemExit(f"quality.py: {path} is not a checkpoint of this run ({', '.join(differ) or 'no EMA'}); "
+                         f"remove it or pass --restart")
+    print(f"{os.path.basename(os.path.dirname(path))}: going on from step {saved['meta']['step']} ({path})",
+          file=sys.stderr, flush=True)
+    return saved
+
+
+def save_run(path, r, ema, history):
+    """Everything ``train_tinygan`` needs to go on: the Run's checkpoint plus the EMA weights and
+    the losses of the last 500 steps (the figure runs.jsonl reports), in one atomic file."""
+    from dataclasses import asdict
+
+    import numpy as np
+    from tinygan import checkpoint
+    meta, extra = r.state.to_checkpoint()
+    meta.update(config=asdict(r.cfg), arch=r.cfg.arch())
+    extra.update({f"ema/{k}": v for k, v in ema.model.state_dict().items()},
+                 recent_losses=np.array(history[-500:], dtype=np.float64).reshape(-1, 2))
+    checkpoint.save(path, r.G, r.D, r.opt_G, r.opt_D, meta=meta, extra=extra)
 
 
 def train_torch(args, folder):
@@ -171,23 +232,29 @@ def train_torch(args, folder):
     def sample(model, z):
         model.train()                                         # BatchNorm on batch statistics
         return model(torch.from_numpy(z)).numpy()
-    yield from _loop(r, step, ema_update, G, G_ema, sample, args.steps)
+    yield from _loop(r, step, ema_update, G, G_ema, sample, args.steps, [], 0.0)
 
 
-def _loop(r, step, ema_update, G, G_ema, sample, keep):
-    """Train with ``step`` over r's batches until max(keep) steps; yield at each step count in keep."""
+def _loop(r, step, ema_update, G, G_ema, sample, keep, history, seconds, save=None, every=0):
+    """Train with ``step`` over r's batches until max(keep) steps; yield at each step count in keep.
+
+    ``history``: the losses so far (of a run that goes on, its last 500); ``seconds``: its
+    training time so far. ``save(seconds)``, if given, is called every ``every`` steps and at the last."""
     import numpy as np
     s, last = r.state, max(keep)
-    history = []
+    t0 = time.perf_counter() - seconds
     while s.step < last:
         for real, z in r.batches():
             losses = step(real, z)
             ema_update()
             history.append([float(v) for v in losses])
+            del history[:-500]
             s.batch += 1
             s.step += 1
             if s.step in keep:
-                yield s.step, G, G_ema, np.mean(history[-500:], axis=0), sample
+                yield s.step, time.perf_counter() - t0, G, G_ema, np.mean(history, axis=0), sample
+            if save is not None and (s.step % every == 0 or s.step == last):   # the last: a later run may go on
+                save(time.perf_counter() - t0)
             if s.step >= last:
                 return
         s.epoch, s.batch, s.perm = s.epoch + 1, 0, None
@@ -209,9 +276,7 @@ def train(args):
     os.makedirs(folder, exist_ok=True)
     z = eval_noise(100, np.float32)
     runner = train_tinygan if args.framework == "tinygan" else train_torch
-    t0 = time.perf_counter()
-    for step, G, G_ema, losses, sample in runner(args, folder):
-        seconds = time.perf_counter() - t0
+    for step, seconds, G, G_ema, losses, sample in runner(args, folder):
         fake, fake_ema = samples_of(G, sample, z), samples_of(G_ema, sample, z)
         path = os.path.join(folder, f"step_{step:06d}.npz")
         with atomic_write(path, "wb") as f:

@@ -25,6 +25,40 @@ def test_a_run_keeps_samples_at_each_step_count(sprites, tmp_path):
     assert (tmp_path / "tinygan_sprites_s1" / "step_000003.png").exists()
 
 
+def test_a_run_stopped_and_trained_on_is_the_run_never_stopped(sprites, tmp_path):
+    """train to 2 steps, then again to 4: the samples, EMA's included, and the losses at step 4 are
+    those of one run straight to 4, bit for bit (models, Adam, rng, EMA and the recent losses
+    all come back from the checkpoint)."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ["train", "--data", str(sprites), "--recipe", "sprites", "--seed", "3"]
+    quality.train(quality.parse_args([*common, "--out", str(straight), "--steps", "4", "--checkpoint-every", "0"]))
+    quality.train(quality.parse_args([*common, "--out", str(split), "--steps", "2", "--checkpoint-every", "3"]))
+    assert (split / "tinygan_sprites_s3" / "checkpoint.npz").exists()         # written at the last step
+    quality.train(quality.parse_args([*common, "--out", str(split), "--steps", "1", "4"]))   # 1 is past: skipped
+    a = [json.loads(x) for x in open(straight / "runs.jsonl")]
+    b = [json.loads(x) for x in open(split / "runs.jsonl")]
+    assert [x["step"] for x in a] == [4] and [x["step"] for x in b] == [2, 4]
+    assert (a[0]["loss_D"], a[0]["loss_G"]) == (b[1]["loss_D"], b[1]["loss_G"])
+    assert b[1]["seconds"] > b[0]["seconds"]                                  # the clock goes on too
+    for key in ("fake", "fake_ema"):
+        np.testing.assert_array_equal(np.load(straight / a[0]["samples"])[key], np.load(split / b[1]["samples"])[key])
+    # --restart starts over: its step 4 is the straight run's again
+    quality.train(quality.parse_args([*common, "--out", str(split), "--steps", "4", "--restart"]))
+    last = [json.loads(x) for x in open(split / "runs.jsonl")][-1]
+    np.testing.assert_array_equal(np.load(split / last["samples"])["fake"], np.load(straight / a[0]["samples"])["fake"])
+
+
+def test_a_checkpoint_of_other_settings_is_refused_in_one_line(sprites, tmp_path):
+    quality.train(quality.parse_args(["train", "--data", str(sprites), "--out", str(tmp_path), "--steps", "1"]))
+    path = tmp_path / "tinygan_sprites_s0" / "checkpoint.npz"
+    other = quality.demo_config(str(sprites), "sprites", 0, str(path.parent), {"lr": 1e-3})
+    with pytest.raises(SystemExit, match=r"is not a checkpoint of this run \(.*\blr 0.0002 -> 0.001, .*\); remove it or pass --restart"):
+        quality.resumable(str(path), other)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(SystemExit, match="truncated or not a tinygan checkpoint.*--restart"):
+        quality.resumable(str(path), other)
+
+
 def test_the_pytorch_twin_takes_the_same_steps(sprites, tmp_path):
     pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
     _train(sprites, tmp_path, "--recipe", "paper")
