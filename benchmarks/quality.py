@@ -35,6 +35,11 @@ What the report scores (``report``), each sample set against the training sprite
     the wall time; then ``<out>/side_by_side_<step>.png``: real sprites, then each
     recipe's seed-0 grid, in one picture.
 
+A run keeps itself in ``<run>/checkpoint.npz`` every --checkpoint-every steps and at its
+last step; ``train`` of the same run (same recipe, seed and --set) goes on from there, step
+for step as if it had never stopped, so a longer --steps extends a finished run and a
+killed one loses only the steps since its last checkpoint (--restart: from step 0).
+
 One run at a time per core: ``--threads 1`` (the default) and two runs side by side is
 how the 2-core machine gets through the table; wall times are then those of a shared
 machine (the per-step cost of each recipe is measured quietly in benchmarks/train_step.py).
