@@ -1,5 +1,5 @@
 # tinygan: two commands for a fresh machine.
-#   make demo   creates .venv, installs tinygan, trains the DCGAN on sprites (CPU-sized job, ~15 min)
+#   make demo   creates .venv, installs tinygan, trains the DCGAN on sprites (2 CPU cores: 14-22 min)
 #   make test   creates .venv, installs the test extras and PyTorch (the oracle), runs pytest
 PYTHON ?= python3
 VENV   ?= .venv
