@@ -164,11 +164,11 @@ def train_tinygan(args, folder):
         with sampling(G, bn="batch"):                         # BatchNorm on batch statistics; G left as it was
             return G(z)
 
-    def keep(seconds):
+    def save(seconds):
         r.state.seconds = seconds
         save_run(path, r, ema, history)
     yield from _loop(r, lambda real, z: r.step(real, z), ema.update, r.G, ema.model, sample, args.steps,
-                     history, seconds, keep if args.checkpoint_every else None, args.checkpoint_every)
+                     history, seconds, save if args.checkpoint_every else None, args.checkpoint_every)
 
 
 def resumable(path, cfg):
@@ -195,15 +195,9 @@ def resumable(path, cfg):
 def save_run(path, r, ema, history):
     """Everything ``train_tinygan`` needs to go on: the Run's checkpoint plus the EMA weights and
     the losses of the last 500 steps (the figure runs.jsonl reports), in one atomic file."""
-    from dataclasses import asdict
-
     import numpy as np
-    from tinygan import checkpoint
-    meta, extra = r.state.to_checkpoint()
-    meta.update(config=asdict(r.cfg), arch=r.cfg.arch())
-    extra.update({f"ema/{k}": v for k, v in ema.model.state_dict().items()},
-                 recent_losses=np.array(history[-500:], dtype=np.float64).reshape(-1, 2))
-    checkpoint.save(path, r.G, r.D, r.opt_G, r.opt_D, meta=meta, extra=extra)
+    r.save_checkpoint(path, extra={**{f"ema/{k}": v for k, v in ema.model.state_dict().items()},
+                                   "recent_losses": np.array(history[-500:], dtype=np.float64).reshape(-1, 2)})
 
 
 def train_torch(args, folder):

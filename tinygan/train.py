@@ -224,10 +224,13 @@ class Run:
             z = s.rng.standard_normal((len(idx), self.cfg.latent_dim, 1, 1)).astype(self.dtype)
             yield batch_of(self.images, idx, self.xp), self.xp.asarray(z)
 
-    def save_checkpoint(self):
-        meta, extra = self.state.to_checkpoint()
+    def save_checkpoint(self, path=None, extra=None):
+        """The whole run, atomically, to ``path`` (default ``checkpoint_path``); ``extra``: more
+        arrays for the caller (they come back in ``checkpoint.load(path)["extra"]``)."""
+        meta, arrays = self.state.to_checkpoint()
         meta.update(config=asdict(self.cfg), arch=self.cfg.arch())
-        checkpoint.save(self.checkpoint_path, self.G, self.D, self.opt_G, self.opt_D, meta=meta, extra=extra)
+        checkpoint.save(path or self.checkpoint_path, self.G, self.D, self.opt_G, self.opt_D, meta=meta,
+                        extra={**arrays, **(extra or {})})
 
     def end_epoch(self, log):
         """Close the epoch: its log record (also kept in ``state.records``), the counters moved on."""
