@@ -100,6 +100,8 @@ def parse_args(argv=None):
             ap.error(f"--steps must be positive step counts, got {args.steps}")
         if args.checkpoint_every < 0:
             ap.error(f"--checkpoint-every must be 0 (never) or a positive step count, got {args.checkpoint_every}")
+        if "numpy" not in sys.modules:        # a command line: the threads are set before parse_setting
+            threadctl.configure(args.threads)  # imports tinygan, and with it numpy (and OpenBLAS)
         try:
             args.overrides = dict(parse_setting(x) for x in args.set)
         except ValueError as e:
@@ -129,9 +131,12 @@ def parse_setting(text):
 # ----- training ---------------------------------------------------------------------------------
 
 def demo_config(data, recipe, seed, out, overrides=None):
+    """The demo's run of ``recipe``, keeping the moving average of G (β = EMA_DECAY) whatever the
+    recipe says, so that every recipe is scored with both samplers."""
     from tinygan.train import Config
+    settings = {"ema": EMA_DECAY, **(overrides or {})}
     return Config(backend="numpy", data=data, out=out, recipe=recipe, seed=seed, image_size=32,
-                  features=32, batch_size=32, progress=False, **(overrides or {})).resolved()
+                  features=32, batch_size=32, progress=False, **settings).resolved()
 
 
 def eval_noise(latent_dim, dtype):
@@ -142,7 +147,6 @@ def eval_noise(latent_dim, dtype):
 def train_tinygan(args, folder):
     """Yield (step, seconds, G, G_ema, losses, sample) at each kept step count; tinygan's own training
     step. Goes on from ``folder``'s checkpoint when there is one (unless --restart)."""
-    from tinygan.ema import EMA
     from tinygan.nn import sampling
     from tinygan.train import Run
     from tinygan.checkpoint import CheckpointError
@@ -150,14 +154,15 @@ def train_tinygan(args, folder):
     path = os.path.join(folder, "checkpoint.npz")
     going_on = os.path.exists(path) and not args.restart
     try:
-        r = Run(cfg, resume=path if going_on else None)
+        r = Run(cfg, resume=path if going_on else None)      # r.step moves r.ema on; a resume restores it
     except CheckpointError as e:
         raise SystemExit(f"quality.py: {e}; remove it or pass --restart")
+    if r.ema is None:
+        raise SystemExit(f"quality.py: every run is scored with the moving average of G too; --set ema must be "
+                         f"in (0, 1), not {cfg.ema}")
     saved = resumable(path, r.cfg) if going_on else None
-    ema = EMA(r.G, EMA_DECAY)
     history, seconds = [], 0.0
     if saved:
-        ema.model.load_state_dict({k[len("ema/"):]: v for k, v in saved["extra"].items() if k.startswith("ema/")})
         history, seconds = [list(row) for row in saved["extra"]["recent_losses"]], r.state.seconds
 
     def sample(G, z):
@@ -166,8 +171,8 @@ def train_tinygan(args, folder):
 
     def save(seconds):
         r.state.seconds = seconds
-        save_run(path, r, ema, history)
-    yield from _loop(r, lambda real, z: r.step(real, z), ema.update, r.G, ema.model, sample, args.steps,
+        save_run(path, r, history)
+    yield from _loop(r, lambda real, z: r.step(real, z), lambda: None, r.G, r.ema.model, sample, args.steps,
                      history, seconds, save if args.checkpoint_every else None, args.checkpoint_every)
 
 
@@ -184,7 +189,7 @@ def resumable(path, cfg):
         raise SystemExit(f"quality.py: {e}; remove it or pass --restart")
     was, now = saved["meta"].get("config", {}), asdict(cfg)
     differ = [f"{k} {was.get(k)!r} -> {now[k]!r}" for k in RUN_DEFINING if k != "data" and was.get(k) != now[k]]
-    if differ or "recent_losses" not in saved["extra"]:
+    if differ or "recent_losses" not in saved["extra"] or not saved["G_ema"]:
         raise SystemExit(f"quality.py: {path} is not a checkpoint of this run ({', '.join(differ) or 'no EMA'}); "
                          f"remove it or pass --restart")
     print(f"{os.path.basename(os.path.dirname(path))}: going on from step {saved['meta']['step']} ({path})",
@@ -192,12 +197,11 @@ def resumable(path, cfg):
     return saved
 
 
-def save_run(path, r, ema, history):
-    """Everything ``train_tinygan`` needs to go on: the Run's checkpoint plus the EMA weights and
+def save_run(path, r, history):
+    """Everything ``train_tinygan`` needs to go on: the Run's checkpoint (with its EMA of G) plus
     the losses of the last 500 steps (the figure runs.jsonl reports), in one atomic file."""
     import numpy as np
-    r.save_checkpoint(path, extra={**{f"ema/{k}": v for k, v in ema.model.state_dict().items()},
-                                   "recent_losses": np.array(history[-500:], dtype=np.float64).reshape(-1, 2)})
+    r.save_checkpoint(path, extra={"recent_losses": np.array(history[-500:], dtype=np.float64).reshape(-1, 2)})
 
 
 def train_torch(args, folder):

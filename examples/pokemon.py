@@ -130,6 +130,11 @@ def train_parser():
     p.add_argument("--d-minibatch-std", action="store_true", default=None,
                    help="a minibatch-standard-deviation channel before D's last convolution (ProGAN): "
                         "D sees how varied the batch is")
+    p.add_argument("--ema", type=beta, metavar="BETA",
+                   help="draw the sample grids with a moving average of G's weights, "
+                        "avg = BETA*avg + (1-BETA)*weights after every step (0.999: about the last 1,000 "
+                        "steps; Yazici et al. 2019); kept in the checkpoint, never trained. 0: G itself. "
+                        "Default: the recipe's (sprites 0.999, paper and d2l 0)")
     p.add_argument("--swd-every", type=positive_int, metavar="N",
                    help="every N epochs compute the sliced Wasserstein distance (ProGAN) between 256 real "
                         "images and 256 samples, print it and log it as 'swd' in log.jsonl (a few seconds)")
@@ -157,6 +162,10 @@ def sample_parser():
     p.add_argument("--bn", choices=["batch", "running"], default="batch",
                    help="BatchNorm statistics: 'batch' uses this batch's (as during training and in the "
                         "epoch grids; default), 'running' the running averages (G.eval())")
+    p.add_argument("--weights", choices=["auto", "ema", "last"], default="auto",
+                   help="a tinygan checkpoint's generator: 'ema' the moving average of its weights (runs "
+                        "with --ema, as the sprites recipe's; what the epoch grids show), 'last' the weights "
+                        "of its last step; 'auto' (default): ema where the checkpoint has it, else last")
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     p.add_argument("--scale", type=positive_int, default=2, help="enlarge the grid's pixels (default 2)")
     return p
@@ -230,16 +239,22 @@ def main_sample(argv):
     import numpy as np
 
     from tinygan import backend, torch_weights
-    from tinygan.checkpoint import load_models
+    from tinygan.checkpoint import load, load_models
     from tinygan.images import save_grid
     from tinygan.nn import sampling
 
-    args = sample_parser().parse_args(argv)
+    parser = sample_parser()
+    args = parser.parse_args(argv)
+    weights = "last"
     try:
         if args.checkpoint.lower().endswith(torch_weights.SUFFIXES):      # PyTorch's weights
+            if args.weights == "ema":
+                parser.error(f"--weights ema: {args.checkpoint} is a PyTorch state_dict, one set of weights; "
+                             f"drop --weights")
             G = torch_weights.load_generator(args.checkpoint, backend_name=args.backend)
         else:
-            G, _, _ = load_models(args.checkpoint, args.backend)
+            weights = args.weights if args.weights != "auto" else "ema" if load(args.checkpoint)["G_ema"] else "last"
+            G, _, _ = load_models(args.checkpoint, args.backend, ema=weights == "ema")
         w = G.parameters()[0].data
         z = np.random.default_rng(args.seed).standard_normal((args.n, G.latent_dim, 1, 1))
         with sampling(G, args.bn):
@@ -248,7 +263,8 @@ def main_sample(argv):
     except (ValueError, RuntimeError, OSError, KeyError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {args.n} samples ({G.image_size}x{G.image_size}, BatchNorm: {args.bn} "
+    drawn_by = "the moving average of G's weights" if weights == "ema" else "G's weights"
+    print(f"wrote {args.n} samples ({G.image_size}x{G.image_size}, {drawn_by}, BatchNorm: {args.bn} "
           f"statistics) to {args.out}")
     return 0
 
@@ -268,6 +284,9 @@ def export_parser():
                "Upsample layers.")
     p.add_argument("--checkpoint", required=True, help="checkpoint.npz written by a training run")
     p.add_argument("--out", default="netG.pth", help="G's file, .pth/.pt or .safetensors (default netG.pth)")
+    p.add_argument("--weights", choices=["last", "ema"], default="last",
+                   help="G's weights of the last step (default: they pair with D, to train on in PyTorch) "
+                        "or 'ema', their moving average (runs with --ema: the better sampler)")
     return p
 
 
@@ -276,7 +295,7 @@ def main_export(argv):
 
     args = export_parser().parse_args(argv)
     try:
-        g_path, d_path = torch_weights.export_checkpoint(args.checkpoint, args.out)
+        g_path, d_path = torch_weights.export_checkpoint(args.checkpoint, args.out, ema=args.weights == "ema")
     except (ValueError, RuntimeError, OSError, KeyError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

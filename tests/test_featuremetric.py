@@ -152,7 +152,9 @@ def test_training_is_deterministic_and_gives_features(task):
     f = fm.features(net, x)
     assert f.shape == (32, 16) and f.dtype == np.float64
     np.testing.assert_allclose(f.mean(axis=0), 0, atol=1e-6)      # standardised on the training images
-    np.testing.assert_allclose(fm.features(net, x[:5]), f[:5], atol=1e-9)     # no batch dependence
+    # no batch dependence (BatchNorm on running statistics: batch statistics would move every feature
+    # by O(1)); float32 products of another batch size may round differently, by ~1e-6 on this scale
+    np.testing.assert_allclose(fm.features(net, x[:5]), f[:5], rtol=1e-4, atol=1e-5)
     assert fm.features(net, x, block=None).shape == (32, 8 * 7)
 
 

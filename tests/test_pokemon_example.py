@@ -299,3 +299,64 @@ def test_tf32_sets_cupy_tf32_before_the_backend_is_chosen(tmp_path, monkeypatch)
     for flags in ([], ["--tf32"]):
         assert pokemon.main(["--backend", "cupy", "--out", str(tmp_path / "run"), *flags]) == 1
     assert seen == [None, "1"]
+
+
+def test_the_sprites_recipe_draws_its_grids_with_the_moving_average_of_g(sprite_folder, tmp_path):
+    """--recipe sprites keeps an EMA of G (β 0.999) in the checkpoint; the epoch grid is that
+    average's picture of the fixed noise, not G's; paper keeps none unless --ema asks."""
+    from tinygan.checkpoint import load, load_models
+    from tinygan.images import save_grid
+    from tinygan.nn import sampling
+    out = tmp_path / "sprites"
+    run_example(["--data", str(sprite_folder), "--recipe", "sprites", "--epochs", "2", "--out", str(out), *TINY],
+                tmp_path)
+    assert json.loads((out / "config.json").read_text())["ema"] == 0.999
+    saved = load(out / "checkpoint.npz")
+    assert saved["G_ema"].keys() == saved["G"].keys()
+    assert any(not np.array_equal(saved["G_ema"][k], saved["G"][k]) for k in saved["G"])
+    grid = (out / "samples_epoch_002.png").read_bytes()
+    for ema, same in ((True, True), (False, False)):
+        G, _, _ = load_models(out / "checkpoint.npz", ema=ema)
+        with sampling(G, bn="batch"):
+            save_grid(G(saved["extra"]["fixed_noise"]), tmp_path / "again.png", scale=2)
+        assert ((tmp_path / "again.png").read_bytes() == grid) is same, f"ema={ema}"
+
+    plain = tmp_path / "paper"
+    run_example(["--data", str(sprite_folder), "--epochs", "1", "--out", str(plain), *TINY], tmp_path)
+    assert json.loads((plain / "config.json").read_text())["ema"] == 0.0
+    assert load(plain / "checkpoint.npz")["G_ema"] == {}
+    # a run that had none gets one from G's weights when resumed with --ema
+    proc = run_example(["--resume", str(plain / "checkpoint.npz"), "--epochs", "2", "--ema", "0.9", "--no-progress"],
+                       tmp_path)
+    assert "holds no moving average of G: it starts from G's weights at step " in proc.stdout
+    assert load(plain / "checkpoint.npz")["G_ema"].keys() == saved["G"].keys()
+
+
+def test_sample_and_export_choose_the_moving_average_or_the_last_weights(sprite_folder, tmp_path):
+    run_example(["--data", str(sprite_folder), "--recipe", "sprites", "--epochs", "1", "--out", str(tmp_path / "s"),
+                 *TINY], tmp_path)
+    run_example(["--data", str(sprite_folder), "--epochs", "1", "--out", str(tmp_path / "p"), *TINY], tmp_path)
+    grids = {}
+    for run, weights, said in (("s", "auto", "the moving average of G's weights"), ("s", "ema", "the moving average"),
+                               ("s", "last", "G's weights"), ("p", "auto", "G's weights")):
+        png = tmp_path / f"{run}_{weights}.png"
+        proc = run_example(["sample", "--checkpoint", str(tmp_path / run / "checkpoint.npz"), "--n", "4",
+                            "--weights", weights, "--out", str(png)], tmp_path)
+        assert f"16x16, {said}" in proc.stdout
+        grids[run, weights] = png.read_bytes()
+    assert grids["s", "auto"] == grids["s", "ema"] != grids["s", "last"]
+    proc = run_example(["sample", "--checkpoint", str(tmp_path / "p" / "checkpoint.npz"), "--weights", "ema",
+                        "--out", str(tmp_path / "never.png")], tmp_path, check=False)
+    assert proc.returncode == 1 and "holds no moving average of G" in proc.stderr and "--weights last" in proc.stderr
+    assert not (tmp_path / "never.png").exists()
+    pytest.importorskip("safetensors", reason="export to .safetensors needs the safetensors package")
+    from tinygan.torch_weights import load_generator
+    from tinygan.checkpoint import load
+    for weights, group in (("last", "G"), ("ema", "G_ema")):
+        target = tmp_path / weights / "netG.safetensors"
+        run_example(["export", "--checkpoint", str(tmp_path / "s" / "checkpoint.npz"), "--weights", weights,
+                     "--out", str(target)], tmp_path)
+        G = load_generator(str(target))
+        expected = load(tmp_path / "s" / "checkpoint.npz")[group]
+        for k, v in G.state_dict().items():
+            np.testing.assert_array_equal(np.asarray(v), expected[k], err_msg=f"{weights}: {k}")

@@ -109,3 +109,17 @@ def test_scores_of_a_sample_file_written_again_are_not_reused(tmp_path, monkeypa
     os.utime(path, (1e9, 1e9))
     again = quality.cached_scores(path, "fake", None, None)
     assert calls == ["swd", "swd"] and again["swd"] != first["swd"]
+
+
+def test_threads_take_effect_also_with_set(tmp_path):
+    """--set parses Config fields, which imports numpy: --threads must be in the environment
+    before that, or OpenBLAS starts with every core (two runs side by side would share them)."""
+    import subprocess
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import quality, threads\n"
+            "quality.parse_args(['train', '--threads', '1', '--set', 'real_label=0.9'])\n"
+            "print(threads.blas_threads())")
+    root = os.path.join(os.path.dirname(__file__), "..")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"], out.stdout

@@ -336,7 +336,7 @@ def test_export_then_sample_the_pth_draws_the_checkpoints_pictures(tiny_run, tmp
         png = tmp_path / f"{name}.png"
         assert pokemon.main(["sample", "--checkpoint", str(ck), "--n", "9", "--bn", "running",
                              "--out", str(png)]) == 0
-        assert "wrote 9 samples (16x16, BatchNorm: running" in capsys.readouterr().out
+        assert "wrote 9 samples (16x16, G's weights, BatchNorm: running" in capsys.readouterr().out
         grids[name] = np.asarray(Image.open(png))
     assert grids["pth"].std() > 0
     np.testing.assert_array_equal(grids["pth"], grids["npz"])

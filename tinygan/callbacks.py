@@ -72,8 +72,9 @@ class SWD(Callback):
     """Every ``every`` epochs, ProGAN's sliced Wasserstein distance (×10³, averaged over levels)
     between up to ``n`` training images and as many samples of G, logged as record['swd'].
 
-    The same random subset of the training images and the same noise every epoch; G with
-    BatchNorm on batch statistics, as in the epoch grids.
+    The same random subset of the training images and the same noise every epoch; the
+    generator of the epoch grids (``run.sampler``: G, or the moving average of its weights
+    when the run keeps one), with BatchNorm on batch statistics as there.
     """
 
     def __init__(self, every, n=256):
@@ -86,8 +87,8 @@ class SWD(Callback):
         k = min(self.n, len(images))
         real = images[np.sort(np.random.default_rng(seed + 3).permutation(len(images))[:k])]
         z = np.random.default_rng(seed + 4).standard_normal((k, run.cfg.latent_dim, 1, 1))
-        with sampling(run.G, bn="batch"):
-            fake = run.G(backend.asarray(z, dtype=run.dtype, like=run.fixed_noise))
+        with sampling(run.sampler, bn="batch"):
+            fake = run.sampler(backend.asarray(z, dtype=run.dtype, like=run.fixed_noise))
         record["swd"] = swd(real, fake).mean
         print(f"epoch {record['epoch']}: SWD x1e3 {record['swd']:.1f} (generated vs real, averaged over levels)",
               flush=True)
@@ -132,7 +133,9 @@ class LogFile(Callback):
 
 class SampleGrids(Callback):
     """real.png once (a fair sample of the training images), then samples_epoch_NNN.png after
-    every epoch: G(fixed noise), the same noise every time, so epochs compare."""
+    every epoch: the run's generator on fixed noise, the same noise every time, so epochs
+    compare. The generator is ``run.sampler``: the moving average of G's weights when the run
+    keeps one (``--ema``; the sprites recipe does), else G itself."""
 
     def __init__(self, scale=2):
         self.scale = scale
@@ -143,8 +146,8 @@ class SampleGrids(Callback):
         save_grid(run.images_host[np.sort(shown)], os.path.join(run.cfg.out, "real.png"), scale=self.scale)
 
     def on_epoch_end(self, run, record):
-        with sampling(run.G, bn="batch"):
-            images = run.G(run.fixed_noise)
+        with sampling(run.sampler, bn="batch"):
+            images = run.sampler(run.fixed_noise)
         save_grid(images, os.path.join(run.cfg.out, f"samples_epoch_{record['epoch']:03d}.png"), scale=self.scale)
 
 

@@ -4,6 +4,7 @@ One ``.npz`` file (NumPy's zip of arrays, loaded with allow_pickle=False):
 
     G/<name>          the generator's state_dict     (e.g. G/main.0.weight)
     D/<name>          the discriminator's state_dict
+    G_ema/<name>      the moving average of G's weights (``ema.EMA``), when the run keeps one
     opt_G/<name>      Adam's moments (exp_avg.i, exp_avg_sq.i)
     opt_D/<name>
     extra/<name>      any other arrays the run keeps (fixed noise, loss history, permutation)
@@ -31,10 +32,10 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, truncated, foreign or of another architecture."""
 
 
-def save(path, G, D, opt_G=None, opt_D=None, meta=None, extra=None):
+def save(path, G, D, opt_G=None, opt_D=None, meta=None, extra=None, G_ema=None):
     arrays = {}
-    for prefix, module in (("G", G), ("D", D)):
-        for k, v in module.state_dict().items():
+    for prefix, module in (("G", G), ("D", D), ("G_ema", G_ema)):
+        for k, v in (module.state_dict() if module is not None else {}).items():
             arrays[f"{prefix}/{k}"] = to_numpy(v)
     for prefix, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
         if opt is not None:
@@ -49,7 +50,8 @@ def save(path, G, D, opt_G=None, opt_D=None, meta=None, extra=None):
 
 
 def load(path):
-    """Read a checkpoint into {'G': {...}, 'D': {...}, 'opt_G': {...}, 'opt_D': {...}, 'extra': {...}, 'meta': {...}}."""
+    """Read a checkpoint into {'G': {...}, 'D': {...}, 'G_ema': {...}, 'opt_G': {...}, 'opt_D': {...},
+    'extra': {...}, 'meta': {...}}; 'G_ema' is empty when the run kept no moving average."""
     path = str(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -65,7 +67,7 @@ def load(path):
         meta = {}
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a tinygan checkpoint (no '{FORMAT}' header)")
-    out = {"G": {}, "D": {}, "opt_G": {}, "opt_D": {}, "extra": {}, "meta": meta}
+    out = {"G": {}, "D": {}, "G_ema": {}, "opt_G": {}, "opt_D": {}, "extra": {}, "meta": meta}
     for key, value in arrays.items():
         group, _, name = key.partition("/")
         if group in out and name:
@@ -98,11 +100,13 @@ def models_from_arch(arch, seed=0):
                  d_spectral_norm=arch.get("d_spectral_norm", False), d_minibatch_std=arch.get("d_minibatch_std", False))
 
 
-def load_models(path, backend_name="numpy"):
+def load_models(path, backend_name="numpy", ema=False):
     """(G, D, meta) rebuilt from a checkpoint written by a training run, float32 on ``backend_name``.
 
     The architecture comes from the checkpoint's meta['arch'] (latent_dim, features,
     image_size, recipe, upsample); every caller that needs a trained model starts here.
+    ``ema``: G holds the moving average of its weights (the run's ``G_ema``) instead of the
+    last step's; a CheckpointError if the run kept none.
     """
     saved = load(path)
     meta = saved["meta"]
@@ -113,5 +117,10 @@ def load_models(path, backend_name="numpy"):
     G, D = models_from_arch(arch)
     G.to(backend_name)
     D.to(backend_name)
+    if ema:
+        if not saved["G_ema"]:
+            raise CheckpointError(f"{path} holds no moving average of G (the run had no --ema); "
+                                  f"sample G's own weights instead (--weights last)")
+        saved = {**saved, "G": saved["G_ema"]}
     restore(saved, G, D, path=path)
     return G, D, meta

@@ -149,9 +149,11 @@ RECIPES = {
     # d2l.ai's chapter: BN on D's first block, every parameter N(0, 0.02), lr 0.005, summed BCE.
     "d2l": dict(lr=5e-3, beta1=0.5, reduction="sum", batchnorm_first=True, init=normal_init),
     # The paper's, with D kept from memorising a small data set: DiffAugment (colour,
-    # translation 1/8, cutout 1/2) on everything D sees. benchmarks/QUALITY.md measures it.
+    # translation 1/8, cutout 1/2) on everything D sees; its pictures are drawn by the moving
+    # average of G's weights (ema.py, β 0.999), which never changes a training step.
+    # benchmarks/QUALITY.md measures both.
     "sprites": dict(lr=2e-4, beta1=0.5, reduction="mean", batchnorm_first=False, init=dcgan_init,
-                    augment="color,translation,cutout"),
+                    augment="color,translation,cutout", ema=0.999),
 }
 
 

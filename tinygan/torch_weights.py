@@ -294,9 +294,10 @@ def save_weights(module, path):
     return path
 
 
-def export_checkpoint(checkpoint_path, out_path):
+def export_checkpoint(checkpoint_path, out_path, ema=False):
     """G of a tinygan run's checkpoint.npz to ``out_path``, D beside it as netD.pth (netD.safetensors
-    for a .safetensors ``out_path``). Returns (G's path, D's path).
+    for a .safetensors ``out_path``). Returns (G's path, D's path). ``ema``: G's file holds the
+    moving average of its weights (runs with ``--ema``) instead of the last step's.
 
     pytorch/examples' netG/netD take these strictly when the run used the 'paper' recipe and
     transposed upsampling; a 'd2l' D (BatchNorm on its first block) or a 'nearest' G needs a
@@ -311,6 +312,6 @@ def export_checkpoint(checkpoint_path, out_path):
         _torch(f"writing {out_path}")
     else:
         _safetensors(f"writing {out_path}")
-    G, D, _ = checkpoint.load_models(checkpoint_path)
+    G, D, _ = checkpoint.load_models(checkpoint_path, ema=ema)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     return save_weights(G, out_path), save_weights(D, d_path)

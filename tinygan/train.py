@@ -35,6 +35,7 @@ from . import backend, checkpoint
 from .callbacks import standard
 from .data import load_images, parse_color
 from .dcgan import RECIPES, augmentation, train_step
+from .ema import EMA
 from .images import save_grid
 from .io import atomic_write, check_writable
 from .nn import BCEWithLogitsLoss, InstanceNoise, Sequential, sampling
@@ -87,6 +88,8 @@ class Config:
     instance_noise: float = 0.0      # σ of Gaussian noise on all D sees, annealed linearly to 0 by the last step
     swd_every: int = 0               # every N epochs log the sliced Wasserstein distance; 0: never
     tf32: bool = False               # cupy: float32 matmuls on TF32 tensor cores (CUPY_TF32=1); numpy: no effect
+    ema: float = None                # β of the moving average of G's weights that draws the pictures; 0: none,
+                                     # G draws them itself; None: the recipe's (sprites 0.999, paper and d2l 0)
 
     def resolved(self):
         """A copy with every None default filled in from the backend and the recipe."""
@@ -98,6 +101,7 @@ class Config:
         c.lr = r["lr"] if c.lr is None else c.lr
         c.beta1 = r["beta1"] if c.beta1 is None else c.beta1
         c.lr_d = c.lr if c.lr_d is None else c.lr_d
+        c.ema = r.get("ema", 0.0) if c.ema is None else c.ema
         return c
 
     def arch(self):
@@ -193,6 +197,13 @@ class Run:
             self.state = RunState.from_checkpoint(saved, self.dtype)
             _log(f"resumed {resume}: epoch {self.state.epoch + 1}, batch {self.state.batch}, "
                  f"step {self.state.step}")
+        # the moving average of G's weights (cfg.ema = β), updated after every step; it draws the pictures
+        self.ema = EMA(self.G, cfg.ema) if cfg.ema else None
+        if self.ema is not None and resume:
+            if saved["G_ema"]:
+                self.ema.model.load_state_dict(saved["G_ema"])
+            else:
+                _log(f"{resume} holds no moving average of G: it starts from G's weights at step {self.state.step}")
         self.fixed_noise = self.xp.asarray(self.state.fixed_noise)      # on the device
         # the recipe's augmentation (and instance noise) draw from the run's rng, so a checkpoint covers them too
         self.augment = augmentation(cfg.recipe, self.state.rng, cfg.instance_noise)
@@ -204,12 +215,21 @@ class Run:
         total = self.cfg.epochs * self.n_batches
         return self.cfg.instance_noise * max(0.0, 1.0 - self.state.step / total)
 
+    @property
+    def sampler(self):
+        """The generator the pictures come from: the moving average of G when the run keeps one, else G."""
+        return self.ema.model if self.ema is not None else self.G
+
     def step(self, real, z, stats=None):
-        """One training step with this run's models, optimizers, loss and recipe options."""
+        """One training step with this run's models, optimizers, loss and recipe options
+        (and the moving average of G moved on, when the run keeps one)."""
         if self.noise is not None:
             self.noise.sigma = self.noise_sigma()
-        return train_step(self.G, self.D, self.opt_G, self.opt_D, real, z, self.loss_fn, stats,
-                          augment=self.augment, real_label=self.cfg.real_label)
+        losses = train_step(self.G, self.D, self.opt_G, self.opt_D, real, z, self.loss_fn, stats,
+                            augment=self.augment, real_label=self.cfg.real_label)
+        if self.ema is not None:
+            self.ema.update()
+        return losses
 
     def batches(self):
         """(real, z) for each remaining batch of this epoch, drawn in the order of ``state.perm``.
@@ -230,7 +250,8 @@ class Run:
         meta, arrays = self.state.to_checkpoint()
         meta.update(config=asdict(self.cfg), arch=self.cfg.arch())
         checkpoint.save(path or self.checkpoint_path, self.G, self.D, self.opt_G, self.opt_D, meta=meta,
-                        extra={**arrays, **(extra or {})})
+                        extra={**arrays, **(extra or {})},
+                        G_ema=self.ema.model if self.ema is not None else None)
 
     def end_epoch(self, log):
         """Close the epoch: its log record (also kept in ``state.records``), the counters moved on."""
