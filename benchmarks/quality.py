@@ -106,6 +106,9 @@ def parse_args(argv=None):
             args.overrides = dict(parse_setting(x) for x in args.set)
         except ValueError as e:
             ap.error(f"--set: {e}")
+        if not 0 < args.overrides.get("ema", EMA_DECAY) < 1:
+            ap.error(f"--set ema={args.overrides['ema']}: every run is scored with the moving average of G too; "
+                     f"its β must be in (0, 1)")
         args.variant = "+".join([args.recipe, *args.set])
     return args
 
@@ -131,12 +134,10 @@ def parse_setting(text):
 # ----- training ---------------------------------------------------------------------------------
 
 def demo_config(data, recipe, seed, out, overrides=None):
-    """The demo's run of ``recipe``, keeping the moving average of G (β = EMA_DECAY) whatever the
-    recipe says, so that every recipe is scored with both samplers."""
+    """The demo's run of ``recipe`` (32×32, features 32, batch 32), with ``overrides`` on it."""
     from tinygan.train import Config
-    settings = {"ema": EMA_DECAY, **(overrides or {})}
     return Config(backend="numpy", data=data, out=out, recipe=recipe, seed=seed, image_size=32,
-                  features=32, batch_size=32, progress=False, **settings).resolved()
+                  features=32, batch_size=32, progress=False, **(overrides or {})).resolved()
 
 
 def eval_noise(latent_dim, dtype):
@@ -150,16 +151,15 @@ def train_tinygan(args, folder):
     from tinygan.nn import sampling
     from tinygan.train import Run
     from tinygan.checkpoint import CheckpointError
-    cfg = demo_config(args.data, args.recipe, args.seed, folder, args.overrides)
+    # every recipe keeps the moving average of G here (β = EMA_DECAY, whatever the recipe says),
+    # so that each is scored with both samplers
+    cfg = demo_config(args.data, args.recipe, args.seed, folder, {"ema": EMA_DECAY, **args.overrides})
     path = os.path.join(folder, "checkpoint.npz")
     going_on = os.path.exists(path) and not args.restart
     try:
         r = Run(cfg, resume=path if going_on else None)      # r.step moves r.ema on; a resume restores it
     except CheckpointError as e:
         raise SystemExit(f"quality.py: {e}; remove it or pass --restart")
-    if r.ema is None:
-        raise SystemExit(f"quality.py: every run is scored with the moving average of G too; --set ema must be "
-                         f"in (0, 1), not {cfg.ema}")
     saved = resumable(path, r.cfg) if going_on else None
     history, seconds = [], 0.0
     if saved:
@@ -189,6 +189,9 @@ def resumable(path, cfg):
         raise SystemExit(f"quality.py: {e}; remove it or pass --restart")
     was, now = saved["meta"].get("config", {}), asdict(cfg)
     differ = [f"{k} {was.get(k)!r} -> {now[k]!r}" for k in RUN_DEFINING if k != "data" and was.get(k) != now[k]]
+    if any(k.startswith("ema/") for k in saved["extra"]) and not saved["G_ema"]:
+        raise SystemExit(f"quality.py: {path} was written by a quality.py older than 3ae5f51 (its EMA under "
+                         f"extra/ema/); go on with that version, or pass --restart")
     if differ or "recent_losses" not in saved["extra"] or not saved["G_ema"]:
         raise SystemExit(f"quality.py: {path} is not a checkpoint of this run ({', '.join(differ) or 'no EMA'}); "
                          f"remove it or pass --restart")

@@ -99,7 +99,8 @@ def train_parser():
     p.add_argument("--recipe", choices=["paper", "d2l", "sprites"],
                    help="paper: the DCGAN paper's (default); d2l: d2l.ai's chapter (BN on D's input, "
                         "N(0,0.02) for every parameter, lr 0.005, summed BCE); sprites: the paper's + "
-                        "DiffAugment (colour, translation, cutout on all D sees), for small data sets")
+                        "DiffAugment (colour, translation, cutout on all D sees), for small data sets, with "
+                        "its pictures drawn by the moving average of G (--ema 0.999)")
     p.add_argument("--lr", type=positive_float, help="Adam learning rate (paper 0.0002, d2l 0.005)")
     p.add_argument("--beta1", type=beta, help="Adam beta1 (default 0.5)")
     p.add_argument("--lr-d", type=positive_float, metavar="LR",
@@ -131,7 +132,8 @@ def train_parser():
                    help="a minibatch-standard-deviation channel before D's last convolution (ProGAN): "
                         "D sees how varied the batch is")
     p.add_argument("--ema", type=beta, metavar="BETA",
-                   help="draw the sample grids with a moving average of G's weights, "
+                   help="keep a moving average of G's weights and draw the pictures with it (the epoch "
+                        "grids, --swd-every, and what `sample` draws by default): "
                         "avg = BETA*avg + (1-BETA)*weights after every step (0.999: about the last 1,000 "
                         "steps; Yazici et al. 2019); kept in the checkpoint, never trained. 0: G itself. "
                         "Default: the recipe's (sprites 0.999, paper and d2l 0)")
@@ -161,7 +163,8 @@ def sample_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     p.add_argument("--bn", choices=["batch", "running"], default="batch",
                    help="BatchNorm statistics: 'batch' uses this batch's (as during training and in the "
-                        "epoch grids; default), 'running' the running averages (G.eval())")
+                        "epoch grids; default), 'running' the running averages (G.eval()); the moving "
+                        "average of G uses G's running statistics (copied from G, not re-estimated)")
     p.add_argument("--weights", choices=["auto", "ema", "last"], default="auto",
                    help="a tinygan checkpoint's generator: 'ema' the moving average of its weights (runs "
                         "with --ema, as the sprites recipe's; what the epoch grids show), 'last' the weights "

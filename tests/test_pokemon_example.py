@@ -325,6 +325,15 @@ def test_the_sprites_recipe_draws_its_grids_with_the_moving_average_of_g(sprite_
     run_example(["--data", str(sprite_folder), "--epochs", "1", "--out", str(plain), *TINY], tmp_path)
     assert json.loads((plain / "config.json").read_text())["ema"] == 0.0
     assert load(plain / "checkpoint.npz")["G_ema"] == {}
+    # --ema 0 takes it away from the sprites recipe: no average kept, the grids are G's
+    no_ema = tmp_path / "sprites_no_ema"
+    run_example(["--data", str(sprite_folder), "--recipe", "sprites", "--ema", "0", "--epochs", "1",
+                 "--out", str(no_ema), *TINY], tmp_path)
+    assert load(no_ema / "checkpoint.npz")["G_ema"] == {}
+    G, _, _ = load_models(no_ema / "checkpoint.npz")
+    with sampling(G, bn="batch"):
+        save_grid(G(load(no_ema / "checkpoint.npz")["extra"]["fixed_noise"]), tmp_path / "g.png", scale=2)
+    assert (tmp_path / "g.png").read_bytes() == (no_ema / "samples_epoch_001.png").read_bytes()
     # a run that had none gets one from G's weights when resumed with --ema
     proc = run_example(["--resume", str(plain / "checkpoint.npz"), "--epochs", "2", "--ema", "0.9", "--no-progress"],
                        tmp_path)

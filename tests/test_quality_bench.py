@@ -122,4 +122,13 @@ def test_threads_take_effect_also_with_set(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+    if out.stdout.split() == ["None"]:
+        pytest.skip("numpy's BLAS does not say how many threads it uses (not OpenBLAS)")
     assert out.stdout.split() == ["1"], out.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "1", "-0.1"])
+def test_set_ema_outside_0_1_is_refused_before_any_work(value, capsys):
+    with pytest.raises(SystemExit) as e:
+        quality.parse_args(["train", "--set", f"ema={value}"])
+    assert e.value.code == 2 and "its β must be in (0, 1)" in capsys.readouterr().err

@@ -70,7 +70,7 @@ class Throttled(Callback):
 
 class SWD(Callback):
     """Every ``every`` epochs, ProGAN's sliced Wasserstein distance (×10³, averaged over levels)
-    between up to ``n`` training images and as many samples of G, logged as record['swd'].
+    between up to ``n`` training images and as many samples of the run's generator, logged as record['swd'].
 
     The same random subset of the training images and the same noise every epoch; the
     generator of the epoch grids (``run.sampler``: G, or the moving average of its weights

@@ -120,7 +120,7 @@ def load_models(path, backend_name="numpy", ema=False):
     if ema:
         if not saved["G_ema"]:
             raise CheckpointError(f"{path} holds no moving average of G (the run had no --ema); "
-                                  f"sample G's own weights instead (--weights last)")
+                                  f"use G's own weights instead (--weights last)")
         saved = {**saved, "G": saved["G_ema"]}
     restore(saved, G, D, path=path)
     return G, D, meta

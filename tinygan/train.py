@@ -199,11 +199,14 @@ class Run:
                  f"step {self.state.step}")
         # the moving average of G's weights (cfg.ema = β), updated after every step; it draws the pictures
         self.ema = EMA(self.G, cfg.ema) if cfg.ema else None
-        if self.ema is not None and resume:
+        if resume and self.ema is not None:
             if saved["G_ema"]:
                 self.ema.model.load_state_dict(saved["G_ema"])
             else:
                 _log(f"{resume} holds no moving average of G: it starts from G's weights at step {self.state.step}")
+        elif resume and saved["G_ema"]:
+            _log(f"--ema 0: the moving average of G in {resume} is dropped; the pictures and the next "
+                 f"checkpoint are G's own")
         self.fixed_noise = self.xp.asarray(self.state.fixed_noise)      # on the device
         # the recipe's augmentation (and instance noise) draw from the run's rng, so a checkpoint covers them too
         self.augment = augmentation(cfg.recipe, self.state.rng, cfg.instance_noise)
