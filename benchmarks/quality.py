@@ -91,6 +91,10 @@ def parse_args(argv=None):
     pic.add_argument("--save", required=True, help="the PNG to write")
     r = sub.add_parser("report", help="score every kept sample set under --out; print the table")
     r.add_argument("--json", help="also write the table here")
+    r.add_argument("--also", nargs="+", default=[], metavar="REPORT.json",
+                   help="merge in the scored runs of earlier reports (their --json): runs trained in "
+                        "another session or on another machine, whose folders are gone; a seed scored "
+                        "here replaces the same seed's saved scores")
     for p in (t, c, pic, r):
         p.add_argument("--data", default=DEFAULT_DATA, help="sprite folder or zip (default: ../shared's)")
         p.add_argument("--out", default=os.path.join(ROOT, "runs", "quality"), help="where runs are kept")
@@ -401,6 +405,25 @@ def latest_per_sample_set(lines):
     return list(latest.values())
 
 
+def merged_rows(paths):
+    """{(framework, recipe, steps, sampler): [run, …]} from saved reports (``report --json``), in
+    order; a later file's run of a seed replaces an earlier one's. A run is a function of its
+    code and seed (the same bits on both machine kinds, QUALITY.md), so runs scored in other
+    sessions join this one's in a table with more seeds."""
+    rows = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                saved = json.load(f)["rows"]
+        except (OSError, ValueError, KeyError) as e:
+            raise SystemExit(f"quality.py report --also: {path} is not a saved report ({type(e).__name__}: {e})")
+        for row in saved:
+            key = (row["framework"], row["recipe"], row["steps"], row["sampler"])
+            seeds = {x["seed"] for x in row["runs"]}
+            rows[key] = [x for x in rows.get(key, []) if x["seed"] not in seeds] + row["runs"]
+    return rows
+
+
 def report(args):
     """Score every kept sample set; print one line per (framework, recipe, steps, sampler)."""
     import numpy as np
@@ -414,12 +437,13 @@ def report(args):
     half_b = features(metric[0], reals[2])
     base_kid = 1e3 * kid(half_b, metric[1], subsets=50, subset_size=500)[0]
     base_p, base_r = precision_recall(metric[1], half_b, k=3)
-    rows = {}
+    rows = merged_rows(args.also)
     for line in lines:
         for sampler, name in (("fake", "G"), ("fake_ema", "EMA")):
             key = (line["framework"], line["recipe"], line["step"], name)
             scores = cached_scores(os.path.join(args.out, line["samples"]), sampler, reals, metric)
-            rows.setdefault(key, []).append({**scores, **{k: line[k] for k in ("seed", "seconds", "loss_D")}})
+            here = {**scores, **{k: line[k] for k in ("seed", "seconds", "loss_D")}}
+            rows[key] = [x for x in rows.get(key, []) if x["seed"] != line["seed"]] + [here]
     print(threadctl.machine_line())
     print(f"real vs real (two halves of the sprites, {len(reals[1])} each): SWD {base_swd:.2f}, "
           f"KID x1e3 {base_kid:.2f}, precision {base_p:.2f}, recall {base_r:.2f}")

@@ -132,3 +132,18 @@ def test_set_ema_outside_0_1_is_refused_before_any_work(value, capsys):
     with pytest.raises(SystemExit) as e:
         quality.parse_args(["train", "--set", f"ema={value}"])
     assert e.value.code == 2 and "its β must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_report_also_merges_saved_reports_seed_by_seed(tmp_path):
+    def saved(name, runs):
+        path = tmp_path / name
+        path.write_text(json.dumps({"rows": [{"framework": "tinygan", "recipe": "sprites", "steps": 80640,
+                                              "sampler": "G", "runs": runs}]}))
+        return str(path)
+    a = saved("a.json", [{"seed": 0, "swd": 1.0}, {"seed": 1, "swd": 2.0}])
+    b = saved("b.json", [{"seed": 1, "swd": 5.0}, {"seed": 2, "swd": 3.0}])
+    rows = quality.merged_rows([a, b])
+    assert {x["seed"]: x["swd"] for x in rows["tinygan", "sprites", 80640, "G"]} == {0: 1.0, 1: 5.0, 2: 3.0}
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="bad.json is not a saved report"):
+        quality.merged_rows([str(tmp_path / "bad.json")])
