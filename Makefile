@@ -10,8 +10,9 @@ TORCH_SPEC ?= torch==2.13.0
 # Training data: a folder or .zip of images. Empty: d2l's Pokémon zip is downloaded once.
 DATA ?= $(wildcard ../shared/data/pokesprite-gen8)
 OUT  ?= runs/demo
-# The demo's recipe and length (README, "Which recipe"): the paper's recipe + DiffAugment,
-# 480 epochs of the 1,332 sprites = 20,160 steps, where its samples turn into creatures.
+# The demo's recipe and length (README, "Which recipe"): the paper's recipe + DiffAugment, its
+# pictures drawn by the moving average of G; 480 epochs of the 1,332 sprites = 20,160 steps, where
+# its samples turn into creatures.
 DEMO_RECIPE ?= --recipe sprites --epochs 480
 DEMO_ARGS ?=
 
