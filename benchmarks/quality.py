@@ -165,6 +165,9 @@ def train_tinygan(args, folder):
     except CheckpointError as e:
         raise SystemExit(f"quality.py: {e}; remove it or pass --restart")
     saved = resumable(path, r.cfg) if going_on else None
+    # the run's length in epochs is what anneals instance noise to 0 (Run.noise_sigma): make it
+    # this run's, max(--steps), not the demo's default 120 epochs
+    r.cfg.epochs = -(-max(args.steps) // r.n_batches)
     history, seconds = [], 0.0
     if saved:
         history, seconds = [list(row) for row in saved["extra"]["recent_losses"]], r.state.seconds

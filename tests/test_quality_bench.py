@@ -147,3 +147,20 @@ def test_report_also_merges_saved_reports_seed_by_seed(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(SystemExit, match="bad.json is not a saved report"):
         quality.merged_rows([str(tmp_path / "bad.json")])
+
+
+def test_instance_noise_anneals_over_the_runs_own_steps(sprites, tmp_path, monkeypatch):
+    """--set instance_noise=σ falls linearly to 0 at max(--steps), the run's own last step."""
+    from tinygan.train import Run
+    sigmas = []
+    step = Run.step
+
+    def spy(self, real, z, stats=None):
+        sigmas.append(self.noise_sigma())
+        return step(self, real, z, stats)
+    monkeypatch.setattr(Run, "step", spy)
+    _train(sprites, tmp_path, "--recipe", "sprites", "--set", "instance_noise=0.2", "--steps", "4")
+    n_batches = -(-len(os.listdir(sprites)) // 32)
+    epochs = -(-4 // n_batches)
+    np.testing.assert_allclose(sigmas, [0.2 * (1 - s / (epochs * n_batches)) for s in range(4)])
+    assert sigmas[0] == 0.2 and sigmas[-1] < 0.2
