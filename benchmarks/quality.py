@@ -411,8 +411,9 @@ def latest_per_sample_set(lines):
 def merged_rows(paths):
     """{(framework, recipe, steps, sampler): [run, …]} from saved reports (``report --json``), in
     order; a later file's run of a seed replaces an earlier one's. A run is a function of its
-    code and seed (the same bits on both machine kinds, QUALITY.md), so runs scored in other
-    sessions join this one's in a table with more seeds."""
+    code, seed and BLAS kernel (the two AVX-512 kinds run the same bits; the Zen 3 kind's
+    Haswell kernel other ones, QUALITY.md), so runs scored elsewhere join this one's as more
+    seeds of the recipe; KID's feature net differs slightly between kernels, SWD does not."""
     rows = {}
     for path in paths:
         try:
