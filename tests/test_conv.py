@@ -182,3 +182,19 @@ def test_adjoint_identity_fails_for_a_wrong_pairing(randn):
     deconv.weight.data = conv.weight.data[:, :, ::-1, ::-1].copy()
     x, y = randn(np, 1, 2, 5, 5, seed=1), randn(np, 1, 3, OH, OW, seed=2)
     assert float((conv(x) * y).sum()) != pytest.approx(float((x * deconv(y)).sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("m, n", [(4, 48), (48, 4), (16, 2 ** 15), (2 ** 15, 16), (600, 600)])
+def test_weight_gradient_product_adds_a_times_b_transposed_in_either_order(m, n):
+    """conv._add_matmul_nt picks (b·aᵀ)ᵀ or a·bᵀ by shape (the last two pairs are above its
+    small-product bound, the first two below): either way grad gains exactly a·bᵀ."""
+    from tinygan.nn.conv import _SMALL_PRODUCT, _add_matmul_nt
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((m, 5)), rng.standard_normal((n, 5))
+    before = rng.standard_normal((m, n))
+    grad = before.copy()
+    _add_matmul_nt(grad, a, b)
+    np.testing.assert_allclose(grad, before + a @ b.T, rtol=1e-12, atol=1e-12)
+    _add_matmul_nt(grad, a, b)                                     # accumulates, never overwrites
+    np.testing.assert_allclose(grad, before + 2 * (a @ b.T), rtol=1e-12, atol=1e-12)
+    assert (m * n > _SMALL_PRODUCT) == ((m, n) in [(16, 2 ** 15), (2 ** 15, 16), (600, 600)])

@@ -93,13 +93,22 @@ def _init_uniform(shape, fan_in):
     return xp.asarray(np.random.uniform(-bound, bound, size=shape).astype(dtype))
 
 
-def _matmul_nt(a, b):
-    """a · bᵀ for a (m, P) and b (n, P): a weight gradient, summed over P = every pixel of the batch.
+def _add_matmul_nt(grad, a, b):
+    """grad += a · bᵀ for a (m, P), b (n, P), grad (m, n): a weight gradient, summed over P = every pixel.
 
-    Computed as (b · aᵀ)ᵀ — the same numbers — when b has more rows: OpenBLAS runs these
-    long-P products much faster with the taller matrix on the left (benchmarks/RESULTS.md).
+    Plain version: ``grad += a @ b.T``. The same product can be computed as (b · aᵀ)ᵀ, and
+    OpenBLAS runs these long-P products faster with the taller matrix on the left — but the
+    result is then stored transposed, and adding an (m, n) matrix read column by column into
+    ``grad`` leaves the cache behind once it is large (512 × 4096: 16 ms for the addition
+    against 13 for the product). So the reversed order only for a taller b and a product of
+    at most ``_SMALL_PRODUCT`` elements (benchmarks/RESULTS.md, "Intel Xeon ... again").
     """
-    return a @ b.T if a.shape[0] >= b.shape[0] else (b @ a.T).T
+    m, n = a.shape[0], b.shape[0]
+    product = (b @ a.T).T if n > m and m * n <= _SMALL_PRODUCT else a @ b.T
+    backend.get_array_module(grad).add(grad, product, out=grad)
+
+
+_SMALL_PRODUCT = 2 ** 18         # elements (1 MiB of float32): a transposed addition of this stays in cache
 
 
 class _ConvBase(Module):
@@ -159,7 +168,7 @@ class Conv2d(_ConvBase):
         dY = as_chwn(dout)                                               # (O, OH, OW, N), free for a tinygan gradient
         dY2 = dY.reshape(O, OH * OW * N)
         if self.weight.requires_grad:
-            self.weight.grad += _matmul_nt(dY2, self.cols).reshape(self.weight.shape)  # dY · (colsᵀ)ᵀ
+            _add_matmul_nt(self.weight.grad.reshape(O, -1), dY2, self.cols)  # dW += dY · (colsᵀ)ᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dY2.sum(axis=1)
         if not self.needs_input_grad:
@@ -223,7 +232,7 @@ class ConvTranspose2d(_ConvBase):
             dX, dcols = None, columns(dout, k, s, p, self.workspace)    # colsᵀ(dout) (O·K·K, H·W·N)
         X2 = self.X.reshape(C, H * W * N)
         if self.weight.requires_grad:
-            self.weight.grad += _matmul_nt(X2, dcols).reshape(self.weight.shape)      # X · colsᵀ(dout)ᵀ
+            _add_matmul_nt(self.weight.grad.reshape(C, -1), X2, dcols)      # dW += X · colsᵀ(dout)ᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dout.sum(axis=(0, 2, 3))
         return None if dX is None else chwn_to_nchw(dX.reshape(C, H, W, N))
