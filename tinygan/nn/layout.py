@@ -145,4 +145,72 @@ def col2im_chwn(cols, canvas, k, s, crop=0, out=None):
     return canvas if out is None else out
 
 
+def phase_shape(channels, Hp, Wp, N, s, itemsize):
+    """Shape of the scratch ``col2im_phases`` needs: (s, s, Cb, ⌈Hp/s⌉, ⌈Wp/s⌉, N).
+
+    Cb, the channels done at a time, keeps the block within ``_CHANNELS_BYTES``; a call
+    split over threads (``parallel.run``) needs one block per thread, side by side.
+    """
+    Hq, Wq = -(-Hp // s), -(-Wp // s)
+    block = min(channels, max(1, _CHANNELS_BYTES // (s * s * Hq * Wq * N * itemsize)))
+    return (s, s, block * parallel.parts_for(channels, channels * Hp * Wp * N), Hq, Wq, N)
+
+
+def col2im_phases(cols, phases, k, s, out, crop=0):
+    """``col2im_chwn`` with the canvas stored by PHASE: the same sums, with far longer runs.
+
+    colsᵀ (C·K·K, OH·OW·N) -> out (C, Hp − 2·crop, Wp − 2·crop, N); ``phases`` is scratch of
+    ``phase_shape(C, Hp, Wp, N, s, itemsize)``. Needs s >= 2 and K >= s; NumPy only.
+
+    Why: in ``col2im_chwn`` the window of kernel offset (ky, kx), canvas[:, ky::s, kx::s, :],
+    jumps s pixels at a time, so each addition moves runs of only N numbers, and NumPy's
+    per-run overhead dominates when N is small. Split the canvas by phase instead — canvas
+    row R = s·i + py lives in phase py at row i (likewise columns) —
+
+        phase[py, px][c, i, j, n] = canvas[c, s·i + py, s·j + px, n]
+
+    and offset (ky, kx) adds into ONE phase, (ky mod s, kx mod s), at the shift
+    (ky // s, kx // s): a plain rectangle of that phase, whose rows are OW·N contiguous
+    numbers. The s·s phases are written back into ``out`` (cropped) at the end, one strided
+    copy each. Each canvas element receives the same additions in the same order as in
+    ``col2im_chwn`` (the offset with ky, kx < s first, copied; then the others): the same
+    bits (tests/test_im2col.py).
+    """
+    C, OHo, OWo, N = out.shape
+    Hp, Wp = OHo + 2 * crop, OWo + 2 * crop
+    OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1
+    cols = cols.reshape(C, k, k, OH, OW, N)
+    block = min(C, max(1, _CHANNELS_BYTES // (s * s * phases.shape[3] * phases.shape[4] * N * out.itemsize)))
+    slots = parallel.ranges(C, parallel.parts_for(C, C * Hp * Wp * N))
+
+    def block_of_channels(c, e, ph):                      # channels c..e-1 through phases ph
+        for py in range(s):
+            for px in range(s):                           # offset (py, px) covers [0, OH) × [0, OW)
+                ph[py, px, :, OH:] = 0                    # of its phase; zero what lies beyond
+                ph[py, px, :, :OH, OW:] = 0
+        for ky in range(k):
+            for kx in range(k):
+                qy, qx = ky // s, kx // s
+                window = ph[ky % s, kx % s, :, qy:qy + OH, qx:qx + OW]       # (e − c, OH, OW, N)
+                if qy == 0 and qx == 0:
+                    np.copyto(window, cols[c:e, ky, kx])
+                else:
+                    np.add(window, cols[c:e, ky, kx], out=window)
+        for py in range(s):                               # out row r is canvas row r + crop:
+            r0 = (py - crop) % s                          # phase py holds rows r0, r0 + s, ...
+            rows = slice((r0 + crop) // s, (r0 + crop) // s + len(range(r0, OHo, s)))
+            for px in range(s):
+                c0 = (px - crop) % s
+                columns = slice((c0 + crop) // s, (c0 + crop) // s + len(range(c0, OWo, s)))
+                out[c:e, r0::s, c0::s] = ph[py, px, :, rows, columns]
+
+    def channels(lo, hi):                                 # one thread's channels, its own slot of phases
+        slot = slots.index((lo, hi)) * block
+        for c in range(lo, hi, block):
+            e = min(c + block, hi)
+            block_of_channels(c, e, phases[:, :, slot:slot + e - c])
+    parallel.run(channels, C, cols.size)
+    return out
+
+
 _CHANNELS_BYTES = 2 ** 21        # 2 MiB of canvas per block of channels in col2im_chwn
