@@ -12,10 +12,19 @@ import os
 _ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+SHORT_SPIN = "22"     # = tinygan.parallel.SHORT_SPIN (tests/test_parallel.py checks); not imported: that loads numpy
+
+
 def configure(n):
-    """Ask every BLAS and OpenMP runtime for ``n`` threads (call before importing numpy/torch)."""
+    """Ask every BLAS and OpenMP runtime for ``n`` threads (call before importing numpy/torch).
+
+    Also OPENBLAS_THREAD_TIMEOUT=22 unless it is set: OpenBLAS's idle threads sleep after
+    ~1.5 ms instead of spinning ~0.1 s, which lets tinygan split its element-wise work over
+    the cores (tinygan/parallel.py), as ``examples/pokemon.py`` does.
+    """
     for name in _ENV:
         os.environ[name] = str(n)
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", SHORT_SPIN)
 
 
 def _openblas():
@@ -79,7 +88,7 @@ def machine():
                             "version": b.get("version"), "threads": b.get("num_threads")}
     except ImportError:
         info["blas"] = {"library": "unknown (pip install threadpoolctl to name it)", "threads": blas_threads()}
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_THREAD_TIMEOUT", "TINYGAN_THREADS"):
         if os.environ.get(name):
             info.setdefault("env", {})[name] = os.environ[name]
     return info

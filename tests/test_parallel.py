@@ -118,3 +118,37 @@ def test_a_training_step_on_threads_is_bit_identical_to_one_thread(threads, n):
     assert plain[0] == split[0]
     for a, b in zip(plain[1] + plain[2], split[1] + split[2]):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, 1),                                                          # OpenBLAS spins ~0.1 s: plain version
+    ({"OPENBLAS_THREAD_TIMEOUT": "28"}, 1),                           # its default, written out
+    ({"OPENBLAS_THREAD_TIMEOUT": "22"}, "cores"),                     # short spin: one per core
+    ({"OPENBLAS_THREAD_TIMEOUT": "22", "OPENBLAS_NUM_THREADS": "1"}, 1),   # never more than BLAS got
+    ({"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_NUM_THREADS": "1"}, 1),
+    ({"TINYGAN_THREADS": "3", "OPENBLAS_THREAD_TIMEOUT": "28"}, 3),  # asked for by name
+    ({"TINYGAN_THREADS": "x", "OPENBLAS_THREAD_TIMEOUT": "22", "OPENBLAS_NUM_THREADS": "1"}, 1),
+])
+def test_default_thread_count_follows_openblas_spin_and_thread_settings(monkeypatch, env, expected):
+    import os
+    for name in ("TINYGAN_THREADS", "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setitem(parallel._state, "threads", None)            # read the environment afresh
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert parallel.threads() == (cores if expected == "cores" else expected)
+
+
+def test_the_entry_points_ask_openblas_for_the_spin_parallel_expects():
+    """examples/pokemon.py and benchmarks/threads.py set OPENBLAS_THREAD_TIMEOUT before NumPy
+    loads (they cannot import parallel first): their literal must be SHORT_SPIN."""
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[1]
+    demo = (root / "examples" / "pokemon.py").read_text()
+    assert re.search(r'setdefault\("OPENBLAS_THREAD_TIMEOUT", "(\d+)"\)', demo).group(1) == str(parallel.SHORT_SPIN)
+    bench = (root / "benchmarks" / "threads.py").read_text()
+    assert re.search(r'SHORT_SPIN = "(\d+)"', bench).group(1) == str(parallel.SHORT_SPIN)
+    first_import = min(m.start() for m in re.finditer(r"^\s*(import|from) (numpy|tinygan)", demo, re.M))
+    assert demo.index('setdefault("OPENBLAS_THREAD_TIMEOUT"') < first_import

@@ -19,16 +19,19 @@ small operation takes. ``size`` is the number of array elements the call touches
 ``MIN_SIZE`` (or with one thread, or on a GPU, where an operation is one kernel launch
 whatever its size) ``run`` is just ``fn(0, n)``.
 
-What it does not undo: after each matrix product OpenBLAS's own threads spin for a while,
-waiting for the next one, so a tinygan thread started just then shares its core with one
-of them. On a 2-core machine that eats most of the gain; OPENBLAS_THREAD_TIMEOUT=4 (set
-before NumPy loads) sends them to sleep at once, and then the split pays but every product
-starts slower.
+What stands in the way: after each matrix product OpenBLAS's own threads spin for a
+while (2^28 clock cycles by default, about 0.1 s), waiting for the next one, so a tinygan
+thread started just then shares its core with one of them, and on a 2-core machine that
+eats the gain. OPENBLAS_THREAD_TIMEOUT=n, read once when NumPy loads, sends them to sleep
+after 2^n cycles instead. With n = ``SHORT_SPIN`` (22: about 1.5 ms) the split pays
+(benchmarks/RESULTS.md, "Intel Xeon ... again": the paper's step 1.12× faster, the demo's
+unchanged); with a smaller n every product starts slower, waking them.
 
-How many threads: ``set_threads(n)``, else the environment's TINYGAN_THREADS, else ONE —
-the plain version. On the 2-core machine it was measured on, the split gained nothing
-beyond the noise (``benchmarks/split_threads.py``; numbers in benchmarks/RESULTS.md), so it
-is there to switch on and measure where there are more cores, not on by default.
+How many threads: ``set_threads(n)``, else the environment's TINYGAN_THREADS, else — when
+OPENBLAS_THREAD_TIMEOUT is at most ``SHORT_SPIN`` — one per core this process may use (no
+more than OPENBLAS_NUM_THREADS, if that is set), else ONE, the plain version. ``examples/pokemon.py`` and the benchmarks set
+OPENBLAS_THREAD_TIMEOUT (unless it is set already) before they import NumPy; a program
+that imports NumPy first gets OpenBLAS's default, and so one thread here.
 """
 import os
 import threading
@@ -36,7 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-MIN_SIZE = 2 ** 19          # elements (2 MiB of float32): below this one thread is faster
+MIN_SIZE = 2 ** 21          # elements (8 MiB of float32): below this one thread is as fast (RESULTS.md)
+SHORT_SPIN = 22             # OPENBLAS_THREAD_TIMEOUT at or below which the split is on by default
 
 _state = {"threads": None, "pool": None, "pool_threads": 0}
 _lock = threading.Lock()
@@ -44,7 +48,14 @@ _lock = threading.Lock()
 
 def _threads_from_environment():
     value = os.environ.get("TINYGAN_THREADS", "").strip()
-    return int(value) if value.isdigit() and int(value) >= 1 else 1
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "").strip()
+    if not (timeout.isdigit() and int(timeout) <= SHORT_SPIN):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "")).strip()
+    return min(cores, int(blas)) if blas.isdigit() and int(blas) >= 1 else cores     # no more than BLAS was given
 
 
 def threads():

@@ -153,7 +153,12 @@ def phase_shape(channels, Hp, Wp, N, s, itemsize):
     """
     Hq, Wq = -(-Hp // s), -(-Wp // s)
     block = min(channels, max(1, _CHANNELS_BYTES // (s * s * Hq * Wq * N * itemsize)))
-    return (s, s, block * parallel.parts_for(channels, channels * Hp * Wp * N), Hq, Wq, N)
+    return (s, s, block * _phase_threads(channels, Hp, Wp, N), Hq, Wq, N)
+
+
+def _phase_threads(C, Hp, Wp, N):
+    """How many threads ``col2im_phases`` splits C channels over (``phase_shape`` sizes by it)."""
+    return parallel.parts_for(C, C * Hp * Wp * N)
 
 
 def col2im_phases(cols, phases, k, s, out, crop=0):
@@ -181,7 +186,8 @@ def col2im_phases(cols, phases, k, s, out, crop=0):
     OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1
     cols = cols.reshape(C, k, k, OH, OW, N)
     block = min(C, max(1, _CHANNELS_BYTES // (s * s * phases.shape[3] * phases.shape[4] * N * out.itemsize)))
-    slots = parallel.ranges(C, parallel.parts_for(C, C * Hp * Wp * N))
+    parts = _phase_threads(C, Hp, Wp, N)
+    slots = parallel.ranges(C, parts)
 
     def block_of_channels(c, e, ph):                      # channels c..e-1 through phases ph
         for py in range(s):
@@ -209,7 +215,7 @@ def col2im_phases(cols, phases, k, s, out, crop=0):
         for c in range(lo, hi, block):
             e = min(c + block, hi)
             block_of_channels(c, e, phases[:, :, slot:slot + e - c])
-    parallel.run(channels, C, cols.size)
+    parallel.run(channels, C, C * Hp * Wp * N)              # the size _phase_threads decided by
     return out
 
 
