@@ -29,6 +29,8 @@ import threads as threadctl  # noqa: E402
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--image-size", type=int, default=64, help="32 with --features 32: the demo's networks")
+    ap.add_argument("--features", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--only", default="", help="comma-separated substrings: time only matching rows")
@@ -55,16 +57,17 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     tinygan.use("numpy", np.float32)
     N = args.batch_size
-    G, D = build("paper", seed=0)
-    Gt = torch_dcgan.from_tinygan(G, torch_dcgan.Generator(inplace=False))       # layers timed alone
-    Dt = torch_dcgan.from_tinygan(D, torch_dcgan.Discriminator(inplace=False))
+    S, F = args.image_size, args.features
+    G, D = build("paper", features=F, image_size=S, seed=0)
+    Gt = torch_dcgan.from_tinygan(G, torch_dcgan.Generator(features=F, image_size=S, inplace=False))  # layers timed alone
+    Dt = torch_dcgan.from_tinygan(D, torch_dcgan.Discriminator(features=F, image_size=S, inplace=False))
     rng = np.random.default_rng(0)
-    flops = {id(layer): 2 * m for net, hw in ((G, (1, 1)), (D, (64, 64))) for layer, m in conv_macs(net, N, hw)}
+    flops = {id(layer): 2 * m for net, hw in ((G, (1, 1)), (D, (S, S))) for layer, m in conv_macs(net, N, hw)}
 
     # the input every layer sees: one pass through each network
     rows = []
     for net_name, net, net_t, x in (("G", G, Gt, rng.standard_normal((N, 100, 1, 1)).astype(np.float32)),
-                                    ("D", D, Dt, rng.uniform(-1, 1, (N, 3, 64, 64)).astype(np.float32))):
+                                    ("D", D, Dt, rng.uniform(-1, 1, (N, 3, S, S)).astype(np.float32))):
         for i, (layer, layer_t) in enumerate(zip(net.main, net_t.main)):
             y = layer(x)
             rows.append((f"{net_name}.main.{i} {type(layer).__name__}", layer, layer_t, x, y.shape))
@@ -154,10 +157,10 @@ def main(argv=None):
                         "tg_bwd": 0.0, "pt_bwd": 0.0})
 
     if args.json:
-        print(json.dumps({"batch_size": N, "threads": args.threads, "repeats": args.repeats,
+        print(json.dumps({"batch_size": N, "image_size": S, "features": F, "threads": args.threads, "repeats": args.repeats,
                           "torch": torch.__version__, "numpy": np.__version__, "layers": results}, indent=1))
         return 0
-    print(f"DCGAN 64x64 layers at batch {N}, {args.threads} thread(s): median ms over {args.repeats} "
+    print(f"DCGAN {S}x{S} layers (features {F}) at batch {N}, {args.threads} thread(s): median ms over {args.repeats} "
           f"alternating repeats; ratio = PyTorch / tinygan (> 1: tinygan faster)\n")
     print(f"| {'layer':<34} | {'input → output':<30} | {'tinygan fwd':>11} | {'PyTorch fwd':>11} | "
           f"{'tinygan bwd':>11} | {'PyTorch bwd':>11} | {'ratio':>5} | {'tinygan GFLOP/s':>15} |")
