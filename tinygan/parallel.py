@@ -24,7 +24,7 @@ while (2^28 clock cycles by default, about 0.1 s), waiting for the next one, so 
 thread started just then shares its core with one of them, and on a 2-core machine that
 eats the gain. OPENBLAS_THREAD_TIMEOUT=n, read once when NumPy loads, sends them to sleep
 after 2^n cycles instead. With n = ``SHORT_SPIN`` (22: about 1.5 ms) the split pays
-(benchmarks/RESULTS.md, "Intel Xeon ... again": the paper's step 1.12× faster, the demo's
+(benchmarks/RESULTS.md, "Intel Xeon (AVX-512) again": the paper's step 1.12× faster, the demo's
 unchanged); with a smaller n every product starts slower, waking them.
 
 How many threads: ``set_threads(n)``, else the environment's TINYGAN_THREADS, else — when

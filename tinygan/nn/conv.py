@@ -107,7 +107,7 @@ def _add_matmul_nt(grad, a, b):
     result is then stored transposed, and adding an (m, n) matrix read column by column into
     ``grad`` leaves the cache behind once it is large (512 × 4096: 16 ms for the addition
     against 13 for the product). So the reversed order only for a taller b and a product of
-    at most ``_SMALL_PRODUCT`` elements (benchmarks/RESULTS.md, "Intel Xeon ... again").
+    at most ``_SMALL_PRODUCT`` elements (benchmarks/RESULTS.md, "Intel Xeon (AVX-512) again").
     """
     m, n = a.shape[0], b.shape[0]
     product = (b @ a.T).T if n > m and m * n <= _SMALL_PRODUCT else a @ b.T
