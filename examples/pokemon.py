@@ -13,10 +13,6 @@ import math
 import os
 import sys
 
-# Before NumPy loads OpenBLAS, which reads it once: its idle threads sleep after 2^22 cycles
-# (~1.5 ms) instead of spinning ~0.1 s, so tinygan can split element-wise work over the cores
-# (tinygan/parallel.py; SHORT_SPIN there). Set it yourself to choose otherwise.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 EPILOG = """\
@@ -320,4 +316,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # Before NumPy loads OpenBLAS (this file imports it only inside the functions above), which
+    # reads it once: its idle threads then sleep after 2^22 cycles (~1.5 ms) instead of spinning
+    # ~0.1 s, so tinygan splits element-wise work over the cores (tinygan/parallel.py,
+    # SHORT_SPIN). Set OPENBLAS_THREAD_TIMEOUT yourself to choose otherwise.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "22")
     sys.exit(main())

@@ -69,6 +69,7 @@ def test_set_threads_rejects_nonsense():
 
 
 def test_threads_come_from_tinygan_threads_else_one(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)   # OpenBLAS's default spin
     monkeypatch.setenv("TINYGAN_THREADS", "3")
     assert parallel._threads_from_environment() == 3
     for value in ("", "0", "many"):
@@ -141,7 +142,7 @@ def test_default_thread_count_follows_openblas_spin_and_thread_settings(monkeypa
 
 
 def test_the_entry_points_ask_openblas_for_the_spin_parallel_expects():
-    """examples/pokemon.py and benchmarks/threads.py set OPENBLAS_THREAD_TIMEOUT before NumPy
+    """examples/pokemon.py (run as a script) and benchmarks/threads.py set OPENBLAS_THREAD_TIMEOUT before NumPy
     loads (they cannot import parallel first): their literal must be SHORT_SPIN."""
     import pathlib
     import re
@@ -150,5 +151,5 @@ def test_the_entry_points_ask_openblas_for_the_spin_parallel_expects():
     assert re.search(r'setdefault\("OPENBLAS_THREAD_TIMEOUT", "(\d+)"\)', demo).group(1) == str(parallel.SHORT_SPIN)
     bench = (root / "benchmarks" / "threads.py").read_text()
     assert re.search(r'SHORT_SPIN = "(\d+)"', bench).group(1) == str(parallel.SHORT_SPIN)
-    first_import = min(m.start() for m in re.finditer(r"^\s*(import|from) (numpy|tinygan)", demo, re.M))
-    assert demo.index('setdefault("OPENBLAS_THREAD_TIMEOUT"') < first_import
+    assert not re.search(r"^(import|from) (numpy|tinygan)", demo, re.M)     # nothing loads NumPy at import
+    assert demo.index('setdefault("OPENBLAS_THREAD_TIMEOUT"') > demo.index('if __name__ == "__main__":')
