@@ -184,17 +184,27 @@ def test_adjoint_identity_fails_for_a_wrong_pairing(randn):
     assert float((conv(x) * y).sum()) != pytest.approx(float((x * deconv(y)).sum()), rel=1e-6)
 
 
-@pytest.mark.parametrize("m, n", [(4, 48), (48, 4), (16, 2 ** 15), (2 ** 15, 16), (600, 600)])
-def test_weight_gradient_product_adds_a_times_b_transposed_in_either_order(m, n):
-    """conv._add_matmul_nt picks (b·aᵀ)ᵀ or a·bᵀ by shape (the last two pairs are above its
-    small-product bound, the first two below): either way grad gains exactly a·bᵀ."""
-    from tinygan.nn.conv import _SMALL_PRODUCT, _add_matmul_nt
+@pytest.mark.parametrize("m, n, reversed_order", [(4, 48, True), (48, 4, False), (16, 2 ** 15, False),
+                                                  (2 ** 15, 16, False), (600, 600, False),
+                                                  (256, 1024, True), (256, 1028, False)])
+@pytest.mark.parametrize("layout", ["matrix", "weight", "non-contiguous"])
+def test_weight_gradient_product_adds_a_times_b_transposed_in_either_order(m, n, reversed_order, layout):
+    """conv._add_matmul_nt picks (b·aᵀ)ᵀ only for a taller b and a product of at most
+    _SMALL_PRODUCT elements; either way, and whatever the gradient's shape and memory
+    (a non-contiguous one cannot be added into through a reshaped view), grad gains a·bᵀ."""
+    from tinygan.nn.conv import _SMALL_PRODUCT, _add_matmul_nt, _reversed_order_pays
+    assert _reversed_order_pays(m, n) == reversed_order
+    assert 256 * 1024 == _SMALL_PRODUCT                           # (256, 1024): just inside the bound
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((m, 5)), rng.standard_normal((n, 5))
     before = rng.standard_normal((m, n))
-    grad = before.copy()
+    if layout == "matrix":
+        grad = before.copy()
+    elif layout == "weight":
+        grad = before.copy().reshape(m, -1, 1, 1) if n % 4 else before.copy().reshape(m, n // 4, 2, 2)
+    else:
+        grad = np.asfortranarray(before)                          # same values, column-major memory
     _add_matmul_nt(grad, a, b)
-    np.testing.assert_allclose(grad, before + a @ b.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad.reshape(m, n), before + a @ b.T, rtol=1e-12, atol=1e-12)
     _add_matmul_nt(grad, a, b)                                     # accumulates, never overwrites
-    np.testing.assert_allclose(grad, before + 2 * (a @ b.T), rtol=1e-12, atol=1e-12)
-    assert (m * n > _SMALL_PRODUCT) == ((m, n) in [(16, 2 ** 15), (2 ** 15, 16), (600, 600)])
+    np.testing.assert_allclose(grad.reshape(m, n), before + 2 * (a @ b.T), rtol=1e-12, atol=1e-12)

@@ -145,30 +145,48 @@ def test_im2col_float32_stays_float32():
 
 PHASE_CASES = [(k, s, crop, windows, extra)
                for k, s, crop in [(2, 2, 0), (3, 2, 1), (4, 2, 1), (4, 2, 2), (5, 2, 2), (3, 3, 0), (4, 3, 1)]
-               for windows, extra in [((3, 4), (0, 0)), ((2, 5), (1, 0)), ((1, 1), (0, 1))]
+               for windows, extra in [((3, 4), (0, 0)), ((2, 5), (1, 0)), ((1, 1), (0, 1)), ((2, 3), (2, 2))]
+               if extra[0] < s and extra[1] < s
                if min((windows[0] - 1) * s + k + extra[0], (windows[1] - 1) * s + k + extra[1]) > 2 * crop]
 
 
 @pytest.mark.parametrize("k, s, crop, windows, extra", PHASE_CASES)
-@pytest.mark.parametrize("threads, channel_bytes", [(1, 2 ** 21), (1, 64), (2, 64)])
+@pytest.mark.parametrize("threads, channel_bytes", [(1, 2 ** 21), (1, 64), (2, 64), (1, "two"), (2, "two")])
 def test_col2im_by_phase_equals_the_canvas_version_bit_for_bit(monkeypatch, k, s, crop, windows, extra,
                                                                threads, channel_bytes):
     """Same sums in the same order: equal arrays, not merely close. ``extra`` rows/columns
     of canvas no window reaches (a transposed convolution's output_padding); a tiny
-    ``_CHANNELS_BYTES`` forces one channel per block, and two threads split the channels."""
+    ``_CHANNELS_BYTES`` forces one channel per block, "two" two channels per block (5
+    channels: a last block of one), and two threads split the channels."""
     from tinygan import parallel
     from tinygan.nn import layout
+    (OH, OW), (ey, ex), C, N = windows, extra, 5, 3
+    Hp, Wp = (OH - 1) * s + k + ey, (OW - 1) * s + k + ex
+    if channel_bytes == "two":
+        channel_bytes = 2 * s * s * (-(-Hp // s)) * (-(-Wp // s)) * N * 8
     monkeypatch.setattr(layout, "_CHANNELS_BYTES", channel_bytes)
     monkeypatch.setattr(parallel, "MIN_SIZE", 0)
     monkeypatch.setitem(parallel._state, "threads", threads)
-    (OH, OW), (ey, ex), C, N = windows, extra, 5, 3
-    Hp, Wp = (OH - 1) * s + k + ey, (OW - 1) * s + k + ex
     cols = np.random.default_rng(7).standard_normal((C * k * k, OH * OW * N))
     canvas = np.full((C, Hp, Wp, N), np.nan)                     # garbage in: both must overwrite it
     expected = layout.col2im_chwn(cols, canvas, k, s, crop=crop,
                                   out=np.empty((C, Hp - 2 * crop, Wp - 2 * crop, N)))
     phases = np.full(layout.phase_shape(C, Hp, Wp, N, s, 8), np.nan)
-    assert phases.shape[2] == (C if channel_bytes > 2 ** 20 else threads)   # channels per block, per thread
+    block = -(-C // threads) if channel_bytes > 2 ** 20 else 1 if channel_bytes == 64 else 2
+    assert phases.shape[2] == block * threads                     # channels per block, a block per thread
     got = layout.col2im_phases(cols, phases, k, s, out=np.full_like(expected, np.nan), crop=crop)
     np.testing.assert_array_equal(got, expected)
     assert not np.isnan(got).any()
+
+
+def test_col2im_by_phase_refuses_what_it_cannot_do():
+    """k < s leaves phases no offset copies into (col2im_chwn handles it); scratch sized for
+    fewer threads than the call splits over would be overrun."""
+    from tinygan import parallel
+    from tinygan.nn import layout
+    cols, out = np.zeros((5 * 2 * 2, 3 * 3 * 1)), np.empty((5, 7, 7, 1))
+    with pytest.raises(ValueError, match="kernel >= stride"):
+        layout.col2im_phases(cols, np.empty(layout.phase_shape(5, 7, 7, 1, 3, 8)), 2, 3, out=out)
+    with pytest.raises(ValueError, match="phase_shape"):
+        layout.col2im_phases(np.zeros((5 * 16, 3 * 3 * 1)), np.empty((2, 2, 1, 4, 4, 1)), 4, 2,
+                             out=np.empty((5, 6, 6, 1)), crop=1)

@@ -124,6 +124,7 @@ def test_a_training_step_on_threads_is_bit_identical_to_one_thread(threads, n):
 @pytest.mark.parametrize("env, expected", [
     ({}, 1),                                                          # OpenBLAS spins ~0.1 s: plain version
     ({"OPENBLAS_THREAD_TIMEOUT": "28"}, 1),                           # its default, written out
+    ({"OPENBLAS_THREAD_TIMEOUT": "0"}, 1),                            # OpenBLAS ignores 0: still spins
     ({"OPENBLAS_THREAD_TIMEOUT": "22"}, "cores"),                     # short spin: one per core
     ({"OPENBLAS_THREAD_TIMEOUT": "22", "OPENBLAS_NUM_THREADS": "1"}, 1),   # never more than BLAS got
     ({"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_NUM_THREADS": "1"}, 1),

@@ -29,9 +29,10 @@ unchanged); with a smaller n every product starts slower, waking them.
 
 How many threads: ``set_threads(n)``, else the environment's TINYGAN_THREADS, else — when
 OPENBLAS_THREAD_TIMEOUT is at most ``SHORT_SPIN`` — one per core this process may use (no
-more than OPENBLAS_NUM_THREADS, if that is set), else ONE, the plain version. ``examples/pokemon.py`` and the benchmarks set
-OPENBLAS_THREAD_TIMEOUT (unless it is set already) before they import NumPy; a program
-that imports NumPy first gets OpenBLAS's default, and so one thread here.
+more than OPENBLAS_NUM_THREADS, or OMP_NUM_THREADS, if set), else ONE, the plain version.
+``examples/pokemon.py`` and the benchmarks set OPENBLAS_THREAD_TIMEOUT (unless it is set
+already) before they import NumPy. OpenBLAS reads it only then: a program that sets it
+after importing NumPy gets the split with OpenBLAS still spinning (slower, same numbers).
 """
 import os
 import threading
@@ -51,7 +52,7 @@ def _threads_from_environment():
     if value.isdigit() and int(value) >= 1:
         return int(value)
     timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "").strip()
-    if not (timeout.isdigit() and int(timeout) <= SHORT_SPIN):
+    if not (timeout.isdigit() and 1 <= int(timeout) <= SHORT_SPIN):    # OpenBLAS ignores 0
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     blas = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "")).strip()

@@ -100,18 +100,29 @@ def _init_uniform(shape, fan_in):
 
 
 def _add_matmul_nt(grad, a, b):
-    """grad += a · bᵀ for a (m, P), b (n, P), grad (m, n): a weight gradient, summed over P = every pixel.
+    """grad += a · bᵀ for a (m, P), b (n, P): a weight gradient, summed over P = every pixel.
 
-    Plain version: ``grad += a @ b.T``. The same product can be computed as (b · aᵀ)ᵀ, and
-    OpenBLAS runs these long-P products faster with the taller matrix on the left — but the
-    result is then stored transposed, and adding an (m, n) matrix read column by column into
-    ``grad`` leaves the cache behind once it is large (512 × 4096: 16 ms for the addition
-    against 13 for the product). So the reversed order only for a taller b and a product of
-    at most ``_SMALL_PRODUCT`` elements (benchmarks/RESULTS.md, "Intel Xeon (AVX-512) again").
+    ``grad`` holds m·n numbers in any shape (a weight's: (O, C, K, K) or (C, O, K, K)).
+    Plain version: ``grad += (a @ b.T).reshape(grad.shape)``. The same product can be
+    computed as (b · aᵀ)ᵀ, and OpenBLAS runs these long-P products faster with the taller
+    matrix on the left — but the result is then stored transposed, and adding an (m, n)
+    matrix read column by column into ``grad`` leaves the cache behind once it is large
+    (512 × 4096: 16 ms for the addition against 13 for the product). So the reversed order
+    only for a taller b and a product of at most ``_SMALL_PRODUCT`` elements
+    (benchmarks/RESULTS.md, "Intel Xeon (AVX-512) again").
     """
     m, n = a.shape[0], b.shape[0]
-    product = (b @ a.T).T if n > m and m * n <= _SMALL_PRODUCT else a @ b.T
-    backend.get_array_module(grad).add(grad, product, out=grad)
+    product = (b @ a.T).T if _reversed_order_pays(m, n) else a @ b.T
+    if grad.flags.c_contiguous:                      # as every Parameter's is: add into a view of it
+        grad2 = grad.reshape(m, n)
+        backend.get_array_module(grad).add(grad2, product, out=grad2)
+    else:                                            # a reshape would copy: the plain version
+        grad += product.reshape(grad.shape)
+
+
+def _reversed_order_pays(m, n):
+    """Whether ``_add_matmul_nt`` computes its (m, n) product as (b · aᵀ)ᵀ: b taller, product small."""
+    return n > m and m * n <= _SMALL_PRODUCT
 
 
 _SMALL_PRODUCT = 2 ** 18         # elements (1 MiB of float32): a transposed addition of this stays in cache
@@ -174,7 +185,7 @@ class Conv2d(_ConvBase):
         dY = as_chwn(dout)                                               # (O, OH, OW, N), free for a tinygan gradient
         dY2 = dY.reshape(O, OH * OW * N)
         if self.weight.requires_grad:
-            _add_matmul_nt(self.weight.grad.reshape(O, -1), dY2, self.cols)  # dW += dY · (colsᵀ)ᵀ
+            _add_matmul_nt(self.weight.grad, dY2, self.cols)               # dW += dY · (colsᵀ)ᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dY2.sum(axis=1)
         if not self.needs_input_grad:
@@ -238,7 +249,7 @@ class ConvTranspose2d(_ConvBase):
             dX, dcols = None, columns(dout, k, s, p, self.workspace)    # colsᵀ(dout) (O·K·K, H·W·N)
         X2 = self.X.reshape(C, H * W * N)
         if self.weight.requires_grad:
-            _add_matmul_nt(self.weight.grad.reshape(C, -1), X2, dcols)      # dW += X · colsᵀ(dout)ᵀ
+            _add_matmul_nt(self.weight.grad, X2, dcols)                     # dW += X · colsᵀ(dout)ᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dout.sum(axis=(0, 2, 3))
         return None if dX is None else chwn_to_nchw(dX.reshape(C, H, W, N))

@@ -145,26 +145,32 @@ def col2im_chwn(cols, canvas, k, s, crop=0, out=None):
     return canvas if out is None else out
 
 
-def phase_shape(channels, Hp, Wp, N, s, itemsize):
-    """Shape of the scratch ``col2im_phases`` needs: (s, s, Cb, ⌈Hp/s⌉, ⌈Wp/s⌉, N).
+def phase_shape(C, Hp, Wp, N, s, itemsize):
+    """Shape of the scratch ``col2im_phases`` needs for a (C, Hp, Wp, N) canvas: (s, s, Cb, ⌈Hp/s⌉, ⌈Wp/s⌉, N).
 
-    Cb, the channels done at a time, keeps the block within ``_CHANNELS_BYTES``; a call
-    split over threads (``parallel.run``) needs one block per thread, side by side.
+    Cb: one block of channels (``_phase_block``) for every thread the call is split over
+    (``_phase_threads``), side by side.
     """
-    Hq, Wq = -(-Hp // s), -(-Wp // s)
-    block = min(channels, max(1, _CHANNELS_BYTES // (s * s * Hq * Wq * N * itemsize)))
-    return (s, s, block * _phase_threads(channels, Hp, Wp, N), Hq, Wq, N)
+    Hq, Wq, parts = -(-Hp // s), -(-Wp // s), _phase_threads(C, Hp, Wp, N)
+    return (s, s, _phase_block(C, parts, Hq, Wq, N, s, itemsize) * parts, Hq, Wq, N)
+
+
+def _phase_block(C, parts, Hq, Wq, N, s, itemsize):
+    """Channels ``col2im_phases`` does at a time: their s·s phases fit in ``_CHANNELS_BYTES``
+    (and no more than one thread's share of the C channels)."""
+    return min(-(-C // parts), max(1, _CHANNELS_BYTES // (s * s * Hq * Wq * N * itemsize)))
 
 
 def _phase_threads(C, Hp, Wp, N):
-    """How many threads ``col2im_phases`` splits C channels over (``phase_shape`` sizes by it)."""
+    """Threads ``col2im_phases`` splits C channels over: ``parallel.run``'s choice for its size."""
     return parallel.parts_for(C, C * Hp * Wp * N)
 
 
 def col2im_phases(cols, phases, k, s, out, crop=0):
     """``col2im_chwn`` with the canvas stored by PHASE: the same sums, with far longer runs.
 
-    colsᵀ (C·K·K, OH·OW·N) -> out (C, Hp − 2·crop, Wp − 2·crop, N); ``phases`` is scratch of
+    colsᵀ (C·K·K, OH·OW·N), OH × OW the grid of windows -> out (C, Hout, Wout, N), the canvas
+    (C, Hp, Wp, N), Hp = Hout + 2·crop, without its border; ``phases``: scratch of
     ``phase_shape(C, Hp, Wp, N, s, itemsize)``. Needs s >= 2 and K >= s; NumPy only.
 
     Why: in ``col2im_chwn`` the window of kernel offset (ky, kx), canvas[:, ky::s, kx::s, :],
@@ -174,20 +180,32 @@ def col2im_phases(cols, phases, k, s, out, crop=0):
 
         phase[py, px][c, i, j, n] = canvas[c, s·i + py, s·j + px, n]
 
-    and offset (ky, kx) adds into ONE phase, (ky mod s, kx mod s), at the shift
-    (ky // s, kx // s): a plain rectangle of that phase, whose rows are OW·N contiguous
-    numbers. The s·s phases are written back into ``out`` (cropped) at the end, one strided
-    copy each. Each canvas element receives the same additions in the same order as in
-    ``col2im_chwn`` (the offset with ky, kx < s first, copied; then the others): the same
-    bits (tests/test_im2col.py).
+    and offset (ky, kx), which adds window (oy, ox) into canvas row s·oy + ky, adds into ONE
+    phase, (ky mod s, kx mod s), at rows oy + ky // s: a plain rectangle of that phase, whose
+    rows are OW·N contiguous numbers. In one dimension, s = 2, K = 4:
+
+        plain:     canvas[ky::2][:OH] += cols[ky]                   for ky = 0, 1, 2, 3
+        by phase:  phase[ky % 2][ky // 2 : ky // 2 + OH] += cols[ky]
+                   (canvas rows 0, 2, 4, ... are phase 0; rows 1, 3, 5, ... phase 1)
+
+    The s·s phases are written back into ``out`` (cropped) at the end, one strided copy each.
+    Each canvas element receives the same additions in the same order as in ``col2im_chwn``
+    (the offset with ky, kx < s first, copied; then the others): the same bits
+    (tests/test_im2col.py).
     """
-    C, OHo, OWo, N = out.shape
-    Hp, Wp = OHo + 2 * crop, OWo + 2 * crop
-    OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1
+    if not k >= s >= 2:
+        raise ValueError(f"col2im_phases: needs stride >= 2 and kernel >= stride, got k={k}, s={s} "
+                         f"(use col2im_chwn)")
+    C, Hout, Wout, N = out.shape
+    Hp, Wp = Hout + 2 * crop, Wout + 2 * crop
+    OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1                  # the grid of windows, as in col2im_chwn
     cols = cols.reshape(C, k, k, OH, OW, N)
-    block = min(C, max(1, _CHANNELS_BYTES // (s * s * phases.shape[3] * phases.shape[4] * N * out.itemsize)))
-    parts = _phase_threads(C, Hp, Wp, N)
-    slots = parallel.ranges(C, parts)
+    size = C * Hp * Wp * N                                         # decides the split, here and in run
+    slots = parallel.ranges(C, parallel.parts_for(C, size))
+    block = _phase_block(C, len(slots), phases.shape[3], phases.shape[4], N, s, out.itemsize)
+    if phases.shape[2] < block * len(slots):
+        raise ValueError(f"col2im_phases: scratch {phases.shape} holds {phases.shape[2]} channels, needs "
+                         f"{block * len(slots)}: size it with phase_shape{(C, Hp, Wp, N, s, out.itemsize)}")
 
     def block_of_channels(c, e, ph):                      # channels c..e-1 through phases ph
         for py in range(s):
@@ -203,20 +221,20 @@ def col2im_phases(cols, phases, k, s, out, crop=0):
                 else:
                     np.add(window, cols[c:e, ky, kx], out=window)
         for py in range(s):                               # out row r is canvas row r + crop:
-            r0 = (py - crop) % s                          # phase py holds rows r0, r0 + s, ...
-            rows = slice((r0 + crop) // s, (r0 + crop) // s + len(range(r0, OHo, s)))
+            r0 = (py - crop) % s                          # phase py holds out rows r0, r0 + s, ...
+            rows = slice((r0 + crop) // s, (r0 + crop) // s + len(range(r0, Hout, s)))
             for px in range(s):
                 c0 = (px - crop) % s
-                columns = slice((c0 + crop) // s, (c0 + crop) // s + len(range(c0, OWo, s)))
+                columns = slice((c0 + crop) // s, (c0 + crop) // s + len(range(c0, Wout, s)))
                 out[c:e, r0::s, c0::s] = ph[py, px, :, rows, columns]
 
-    def channels(lo, hi):                                 # one thread's channels, its own slot of phases
+    def thread_range(lo, hi):                             # one thread's channels, its own slot of phases
         slot = slots.index((lo, hi)) * block
         for c in range(lo, hi, block):
             e = min(c + block, hi)
             block_of_channels(c, e, phases[:, :, slot:slot + e - c])
-    parallel.run(channels, C, C * Hp * Wp * N)              # the size _phase_threads decided by
+    parallel.run(thread_range, C, size)
     return out
 
 
-_CHANNELS_BYTES = 2 ** 21        # 2 MiB of canvas per block of channels in col2im_chwn
+_CHANNELS_BYTES = 2 ** 21        # 2 MiB of canvas (or of its phases) per block of channels in col2im_chwn/_phases
