@@ -176,15 +176,16 @@ class Adam(Optimizer):
         self.step_count += 1
         if self.flat_in_use():
             xp, n = get_array_module(self.flat[0]), self.flat[0].size   # the whole model at once: on NumPy
-            threaded = parallel.parts_for(n, 4 * n, xp) > 1           # in cache-sized chunks, and the
-            step = n if xp is not np else _CHUNK_THREADED if threaded else _CHUNK   # chunks split over threads
+            size = 4 * n                                               # in cache-sized chunks, and the
+            threaded = parallel.parts_for(n, size, xp) > 1             # chunks split over threads
+            step = n if xp is not np else _CHUNK_THREADED if threaded else _CHUNK
             buffers = (*self.flat, *self.flat_moments)
 
             def update_range(lo, hi):
                 for i in range(lo, hi, step):
                     j = min(i + step, hi)
                     self._update(*(a[i:j] for a in buffers), scratch=lo)
-            parallel.run(update_range, n, 4 * n, xp)
+            parallel.run(update_range, n, size, xp)
         else:                                                          # per tensor (the plain version)
             for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
                 self._update(p.data, p.grad, m, v)

@@ -200,8 +200,7 @@ def col2im_phases(cols, phases, k, s, out, crop=0):
     Hp, Wp = Hout + 2 * crop, Wout + 2 * crop
     OH, OW = (Hp - k) // s + 1, (Wp - k) // s + 1                  # the grid of windows, as in col2im_chwn
     cols = cols.reshape(C, k, k, OH, OW, N)
-    size = C * Hp * Wp * N                                         # decides the split, here and in run
-    slots = parallel.ranges(C, parallel.parts_for(C, size))
+    slots = parallel.ranges(C, _phase_threads(C, Hp, Wp, N))     # as phase_shape sized the scratch
     block = _phase_block(C, len(slots), phases.shape[3], phases.shape[4], N, s, out.itemsize)
     if phases.shape[2] < block * len(slots):
         raise ValueError(f"col2im_phases: scratch {phases.shape} holds {phases.shape[2]} channels, needs "
@@ -233,7 +232,7 @@ def col2im_phases(cols, phases, k, s, out, crop=0):
         for c in range(lo, hi, block):
             e = min(c + block, hi)
             block_of_channels(c, e, phases[:, :, slot:slot + e - c])
-    parallel.run(thread_range, C, size)
+    parallel.run(thread_range, C, C * Hp * Wp * N)               # the size _phase_threads splits by
     return out
 
 
