@@ -21,12 +21,12 @@ DEMO_ARGS ?=
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[fast]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e '.[test,crosscheck,explore,safetensors]'
+	$(PY) -m pip install -q -e '.[fast,test,crosscheck,explore,safetensors]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -16,8 +16,9 @@ LOW = {
     "tinygan.io": set(),
     "tinygan.progress": set(),
     "tinygan.parallel": set(),
-    "tinygan.nn": {"tinygan.backend", "tinygan.parallel"},
-    "tinygan.optim": {"tinygan.backend", "tinygan.nn", "tinygan.parallel"},
+    "tinygan.jit": set(),
+    "tinygan.nn": {"tinygan.backend", "tinygan.jit", "tinygan.parallel"},
+    "tinygan.optim": {"tinygan.backend", "tinygan.jit", "tinygan.nn", "tinygan.parallel"},
     "tinygan.images": {"tinygan.backend", "tinygan.io"},
 }
 LONGEST_FUNCTION = 80            # lines, decorators and docstring included

@@ -41,10 +41,10 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import backend, jit
 from .im2col import conv_out_size, deconv_out_size
-from .layout import (as_chwn, chwn_to_nchw, col2im_chwn, col2im_phases, im2col_chwn, nchw_to_chwn,
-                     phase_shape)
+from .layout import (as_chwn, chwn_to_nchw, col2im_chwn, col2im_gather, col2im_phases, im2col_chwn,
+                     nchw_to_chwn, phase_shape)
 from .module import Module, Parameter, check_cache, check_input
 from .workspace import Workspace
 
@@ -85,6 +85,8 @@ def convolve_transpose(X, W2, k, s, p, out_size, workspace):
                      out=workspace.get("columns", (O * k * k, H * W * N), dt, xp))   # (O·K·K, H·W·N)
     y = xp.empty((O, OH, OW, N), dtype=dt)
     Hp, Wp = OH + 2 * p, OW + 2 * p
+    if xp is np and jit.enabled():                   # one compiled pass, each pixel gathering its sums
+        return col2im_gather(cols, y, k, s, crop=p)
     if xp is np and k >= s >= 2:                     # the same sums, by phase (layout.col2im_phases)
         phases = workspace.get("canvas", phase_shape(O, Hp, Wp, N, s, y.itemsize), dt, xp)
         return col2im_phases(cols, phases, k, s, out=y, crop=p)

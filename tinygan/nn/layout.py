@@ -24,7 +24,7 @@ between two tinygan layers, only at the edges (an (N, C, H, W) batch of images c
 """
 import numpy as np
 
-from .. import parallel
+from .. import jit, parallel
 from ..backend import get_array_module
 
 
@@ -237,3 +237,60 @@ def col2im_phases(cols, phases, k, s, out, crop=0):
 
 
 _CHANNELS_BYTES = 2 ** 21        # 2 MiB of canvas (or of its phases) per block of channels in col2im_chwn/_phases
+
+
+def col2im_gather(cols, out, k, s, crop=0):
+    """``col2im_chwn`` that GATHERS, as one compiled loop: the same sums, one pass over ``out``.
+
+    colsᵀ (C·K·K, OH·OW·N) -> out (C, Hout, Wout, N), the canvas (C, Hp, Wp, N) without its
+    border of width ``crop``; any K and s. Needs Numba (``tinygan.jit``); NumPy arrays only.
+
+    The array versions scatter: for every kernel offset they add a block of colsᵀ into the
+    whole canvas, K·K passes over it. Here each output pixel instead sums its own
+    contributors, found by inverting the window arithmetic: in canvas coordinates
+    (yp = y + crop), window row oy covers yp at kernel row ky = yp − oy·s, so with 0 ≤ ky < K
+
+        oy from ⌈(yp − K + 1)/s⌉ = max(0, yp − K + s) // s   to   min(OH − 1, yp // s)
+
+    (the same for columns). The contributors are added in the order the scatter adds them,
+    by increasing ky, kx — decreasing oy, ox — the first one copied where the scatter copies
+    it (offsets ky, kx < s: pixels inside the s·OH × s·OW tiling) and everything added to
+    zero elsewhere (so even a −0.0 comes out as the scatter's): the same
+    bits as ``col2im_chwn`` and ``col2im_phases`` (tests/test_im2col.py). Chainer's
+    ``col2im_gpu`` gathers the same way; ``tinygan/cuda/kernels.py`` has this loop for a GPU.
+    """
+    C, Hout, Wout, N = out.shape
+    OH, OW = (Hout + 2 * crop - k) // s + 1, (Wout + 2 * crop - k) // s + 1
+    cols = cols.reshape(C, k, k, OH, OW, N)
+    parallel.run(lambda lo, hi: _gather_channels(cols, out, k, s, crop, lo, hi), C, cols.size)
+    return out
+
+
+@jit.loop
+def _gather_channels(cols, out, k, s, crop, lo, hi):
+    """``col2im_gather`` for channels lo..hi-1: cols (C, K, K, OH, OW, N), out (C, Hout, Wout, N)."""
+    _, _, _, OH, OW, N = cols.shape
+    _, Hout, Wout, _ = out.shape
+    for c in range(lo, hi):
+        for y in range(Hout):
+            yp = y + crop
+            oy_first, oy_last = max(0, yp - k + s) // s, min(OH - 1, yp // s)
+            for x in range(Wout):
+                xp = x + crop
+                ox_first, ox_last = max(0, xp - k + s) // s, min(OW - 1, xp // s)
+                pixel = out[c, y, x]                                # (N,)
+                copy_first = (yp < s * OH and xp < s * OW                # where the scatter copies:
+                              and oy_first <= oy_last and ox_first <= ox_last)   # offsets ky, kx < s
+                if not copy_first:
+                    for n in range(N):                              # loops over n, not pixel[:] = …:
+                        pixel[n] = 0                                # Numba compiles a slice
+                for oy in range(oy_last, oy_first - 1, -1):         # assignment to a slower loop
+                    for ox in range(ox_last, ox_first - 1, -1):     # (ky = yp − oy·s increasing)
+                        src = cols[c, yp - oy * s, xp - ox * s, oy, ox]
+                        if copy_first:
+                            for n in range(N):
+                                pixel[n] = src[n]
+                            copy_first = False
+                        else:
+                            for n in range(N):
+                                pixel[n] += src[n]

@@ -1,0 +1,127 @@
+"""tinygan.jit: each compiled loop gives the bits of the NumPy version it stands beside.
+
+The loops are checked twice: compiled by Numba (what the layers run; skipped, saying so,
+where Numba is not installed) and as the plain Python function ``.py`` on tiny arrays (the
+index arithmetic itself, with or without Numba). Equal means equal bits here — compared as
+integers, so that even a −0.0 where the NumPy version has +0.0 would fail.
+"""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from tinygan import jit, parallel
+from tinygan.dcgan import build, train_step
+from tinygan.nn import layout
+from tinygan.optim import Adam
+
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="Numba is not installed (pip install -e '.[fast]')")
+
+
+def same_bits(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(
+        a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
+
+
+@pytest.fixture
+def split(monkeypatch):
+    """split(n): parallel.run cuts even tiny calls n ways for this test."""
+    def set_to(n):
+        monkeypatch.setattr(parallel, "MIN_SIZE", 0)
+        monkeypatch.setitem(parallel._state, "threads", n)
+    return set_to
+
+
+# (k, s, crop): stride below, at and above the kernel; crops up to beyond the kernel
+GATHER_KSP = [(1, 1, 0), (3, 1, 1), (2, 2, 0), (4, 2, 1), (4, 2, 2), (3, 2, 1), (5, 2, 2), (3, 3, 0),
+              (4, 3, 1), (2, 3, 1), (1, 2, 0), (4, 1, 0)]
+GATHER_GRIDS = [((3, 4), (0, 0)), ((2, 5), (1, 0)), ((1, 1), (0, 1))]   # windows, canvas rows/cols past them
+GATHER_CASES = [(k, s, crop, windows, extra) for k, s, crop in GATHER_KSP for windows, extra in GATHER_GRIDS
+                if max(extra) < s                                        # else the canvas holds more windows
+                if min((windows[0] - 1) * s + k + extra[0], (windows[1] - 1) * s + k + extra[1]) > 2 * crop]
+
+
+def _gather_case(k, s, crop, windows, extra, dtype=np.float64, C=5, N=3):
+    (OH, OW), (ey, ex) = windows, extra
+    Hp, Wp = (OH - 1) * s + k + ey, (OW - 1) * s + k + ex
+    rng = np.random.default_rng(3)
+    cols = rng.standard_normal((C * k * k, OH * OW * N)).astype(dtype)
+    cols[:, ::7] = -0.0                                   # signed zeros: 0 + (−0) is +0, a copy keeps −0
+    expected = layout.col2im_chwn(cols, np.full((C, Hp, Wp, N), np.nan, dtype), k, s, crop=crop,
+                                  out=np.empty((C, Hp - 2 * crop, Wp - 2 * crop, N), dtype))
+    return cols, expected
+
+
+@needs_numba
+@pytest.mark.parametrize("k, s, crop, windows, extra", GATHER_CASES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_col2im_gather_equals_the_scatter_bit_for_bit(split, k, s, crop, windows, extra, threads):
+    split(threads)
+    cols, expected = _gather_case(k, s, crop, windows, extra)
+    got = layout.col2im_gather(cols, np.full_like(expected, np.nan), k, s, crop=crop)
+    assert same_bits(got, expected)
+
+
+@pytest.mark.parametrize("k, s, crop", [(4, 2, 1), (3, 3, 0), (2, 3, 1), (3, 2, 2)])
+def test_col2im_gathers_loop_as_plain_python_is_the_same_arithmetic(k, s, crop):
+    cols, expected = _gather_case(k, s, crop, (2, 3), (1, 0), C=2, N=2)
+    C, Hout, Wout, N = expected.shape
+    got = np.full_like(expected, np.nan)
+    layout._gather_channels.py(cols.reshape(C, k, k, 2, 3, N), got, k, s, crop, 0, C)
+    assert same_bits(got, expected)
+
+
+@needs_numba
+def test_col2im_gather_float32_at_a_dcgan_shape():
+    cols, expected = _gather_case(4, 2, 1, (8, 8), (0, 0), dtype=np.float32, C=16, N=8)
+    assert same_bits(layout.col2im_gather(cols, np.empty_like(expected), 4, 2, crop=1), expected)
+
+
+# ----- the switch -----------------------------------------------------------------------
+
+def test_tinygan_jit_0_switches_the_loops_off(monkeypatch):
+    monkeypatch.setitem(jit._state, "enabled", None)
+    monkeypatch.setenv("TINYGAN_JIT", "0")
+    assert jit.enabled() is False
+    monkeypatch.setitem(jit._state, "enabled", None)
+    monkeypatch.delenv("TINYGAN_JIT")
+    assert jit.enabled() is HAVE_NUMBA
+
+
+def test_asking_for_the_loops_without_numba_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(jit.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setitem(jit._state, "enabled", None)
+    assert jit.enabled() is False
+    with pytest.raises(RuntimeError, match="pip install"):
+        jit.set_enabled(True)
+
+
+# ----- a whole training step -------------------------------------------------------------
+
+def _two_steps(dtype):
+    G, D = build("paper", latent_dim=8, features=4, image_size=16, seed=0)
+    if dtype == np.float64:
+        G, D = G.double(), D.double()
+    opt_G, opt_D = Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999)), Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    rng = np.random.default_rng(1)
+    real = rng.uniform(-1, 1, (6, 3, 16, 16)).astype(dtype)
+    losses = []
+    for _ in range(2):
+        z = rng.standard_normal((6, 8, 1, 1)).astype(dtype)
+        losses += [float(v) for v in train_step(G, D, opt_G, opt_D, real, z)]
+    return losses, [p.data.copy() for p in G.parameters() + D.parameters()] + \
+        [b.copy() for m in (G, D) for _, b in m.named_buffers()]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_training_step_with_the_loops_is_bit_identical_to_numpy(monkeypatch, split, dtype):
+    split(2)
+    monkeypatch.setitem(jit._state, "enabled", False)
+    plain = _two_steps(dtype)
+    monkeypatch.setitem(jit._state, "enabled", True)
+    compiled = _two_steps(dtype)
+    assert plain[0] == compiled[0]
+    assert all(same_bits(a, b) for a, b in zip(plain[1], compiled[1]))

@@ -1,0 +1,78 @@
+"""Plain Python loops, compiled to machine code by Numba where it is installed.
+
+Some work is one loop in any compiled language and several passes in NumPy, each through
+all of memory: col2im's gather (every output pixel sums its few contributors), or a
+padding fused into im2col. NumPy has no way to say "for each pixel, do this"; Numba does:
+it compiles a Python function of loops over arrays to machine code, the first time the
+function is called with a given set of argument types.
+
+    @jit.loop                      # in the module that holds the NumPy version
+    def _gather(cols, out, lo, hi):
+        for c in range(lo, hi): ...          # plain Python: loops, indexing, arithmetic
+
+    if jit.enabled():                        # Numba installed, not switched off
+        _gather(cols, out, 0, C)             # compiled (the first call compiles: ~1 s)
+    else:
+        ...                                  # the NumPy version, always kept beside it
+
+Without Numba a loop still runs, as Python (slowly: the layers then use their NumPy
+versions, and the tests call ``.py``, the plain function, on tiny arrays to check its index
+arithmetic against them).
+Compiled loops let go of Python's global lock (``nogil``), so ``parallel.run`` can split
+them over the cores like any NumPy call, and they never reorder floating-point
+arithmetic (no ``fastmath``): each loop does the same operations in the same order as
+the NumPy version beside it, so the two give the same bits (the tests check).
+
+Numba is optional (``pip install -e '.[fast]'``; ``make demo`` installs it). Set
+TINYGAN_JIT=0 to use the NumPy versions with Numba installed, or call ``set_enabled``.
+Compiled code is cached on disk (Numba's ``cache=True``), so only the first run on a
+machine pays for the compiling.
+"""
+import importlib.util
+import os
+
+_state = {"enabled": None}
+
+
+def _from_environment():
+    if os.environ.get("TINYGAN_JIT", "").strip() == "0":
+        return False
+    return importlib.util.find_spec("numba") is not None
+
+
+def enabled():
+    """Whether layers use their compiled loops (Numba installed and not switched off)."""
+    if _state["enabled"] is None:
+        _state["enabled"] = _from_environment()
+    return _state["enabled"]
+
+
+def set_enabled(on):
+    """Use the compiled loops (True, needs Numba) or the NumPy versions (False) from now on."""
+    if on and importlib.util.find_spec("numba") is None:
+        raise RuntimeError("jit.set_enabled(True): Numba is not installed; pip install numba "
+                           "(or pip install -e '.[fast]' in a tinygan checkout)")
+    _state["enabled"] = bool(on)
+
+
+class _Loop:
+    """A function compiled by Numba on its first call (Numba is imported only then)."""
+
+    def __init__(self, fn):
+        self.py = fn                       # the plain Python function, always callable
+        self._compiled = None
+        self.__name__, self.__doc__ = fn.__name__, fn.__doc__
+
+    def __call__(self, *args):
+        if self._compiled is None:
+            if importlib.util.find_spec("numba") is None:
+                self._compiled = self.py
+            else:
+                import numba
+                self._compiled = numba.njit(nogil=True, cache=True)(self.py)
+        return self._compiled(*args)
+
+
+def loop(fn):
+    """Decorator: ``fn`` compiled by Numba on its first call (plain Python without Numba)."""
+    return _Loop(fn)
