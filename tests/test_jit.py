@@ -125,3 +125,36 @@ def test_a_training_step_with_the_loops_is_bit_identical_to_numpy(monkeypatch, s
     compiled = _two_steps(dtype)
     assert plain[0] == compiled[0]
     assert all(same_bits(a, b) for a, b in zip(plain[1], compiled[1]))
+
+
+# ----- im2col straight from the unpadded input -------------------------------------------
+
+IM2COL_CASES = [(k, s, p, (H, W)) for k, s, p in [(1, 1, 0), (3, 1, 1), (4, 2, 1), (4, 2, 2), (3, 3, 0),
+                                                   (2, 3, 1), (4, 1, 3), (5, 2, 6)]
+                for H, W in [(5, 5), (6, 4), (1, 7)] if min(H, W) + 2 * p >= k]
+
+
+def _im2col_case(k, s, p, hw, dtype=np.float64, C=3, N=2):
+    x = np.random.default_rng(5).standard_normal((C, *hw, N)).astype(dtype)
+    x[:, :, ::3] = -0.0
+    pad = layout.nchw_to_chwn(layout.chwn_to_nchw(x), p)
+    return x, layout.im2col_chwn(pad, k, s)
+
+
+@needs_numba
+@pytest.mark.parametrize("k, s, p, hw", IM2COL_CASES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_im2col_unpadded_equals_pad_then_copy(split, k, s, p, hw, threads):
+    split(threads)
+    x, expected = _im2col_case(k, s, p, hw)
+    got = layout.im2col_unpadded(x, k, s, p, np.full_like(expected, np.nan))
+    assert same_bits(got, expected)
+
+
+@pytest.mark.parametrize("k, s, p, hw", IM2COL_CASES[::5])
+def test_im2col_unpaddeds_loop_as_plain_python_is_the_same_arithmetic(k, s, p, hw):
+    x, expected = _im2col_case(k, s, p, hw)
+    C, H, W, N = x.shape
+    got = np.full_like(expected, np.nan)
+    layout._windows_of_channels.py(x, got.reshape(C, k, k, -1, (W + 2 * p - k) // s + 1, N), s, p, 0, C)
+    assert same_bits(got, expected)

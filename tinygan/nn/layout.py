@@ -294,3 +294,44 @@ def _gather_channels(cols, out, k, s, crop, lo, hi):
                         else:
                             for n in range(N):
                                 pixel[n] += src[n]
+
+
+def im2col_unpadded(x, k, s, p, out):
+    """colsᵀ (C·K·K, OH·OW·N) straight from the UNPADDED x (C, H, W, N), as one compiled loop.
+
+    The array version (``nchw_to_chwn`` with padding, then ``im2col_chwn``) first copies x
+    into a zero-bordered canvas and then copies every window out of it: two passes, the
+    second in runs of N numbers. Here every column entry is written once, from
+
+        colsᵀ[(c, ky, kx), (oy, ox, n)] = x[c, oy·s + ky − p, ox·s + kx − p, n],  or 0 in the padding.
+
+    Plain copies: the same numbers as the array version. Needs Numba (``tinygan.jit``) and a
+    C-contiguous x (a tinygan activation seen through ``as_chwn``'s view).
+    """
+    C, H, W, N = x.shape
+    OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    dst = out.reshape(C, k, k, OH, OW, N)
+    parallel.run(lambda lo, hi: _windows_of_channels(x, dst, s, p, lo, hi), C, out.size)
+    return out
+
+
+@jit.loop
+def _windows_of_channels(x, dst, s, p, lo, hi):
+    """``im2col_unpadded`` for channels lo..hi-1: x (C, H, W, N), dst (C, K, K, OH, OW, N)."""
+    _, H, W, N = x.shape
+    _, k, _, OH, OW, _ = dst.shape
+    for c in range(lo, hi):
+        for ky in range(k):
+            for kx in range(k):
+                for oy in range(OH):
+                    iy = oy * s + ky - p
+                    for ox in range(OW):
+                        ix = ox * s + kx - p
+                        column = dst[c, ky, kx, oy, ox]             # (N,)
+                        if 0 <= iy < H and 0 <= ix < W:
+                            src = x[c, iy, ix]
+                            for n in range(N):
+                                column[n] = src[n]
+                        else:
+                            for n in range(N):
+                                column[n] = 0
