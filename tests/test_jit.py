@@ -158,3 +158,40 @@ def test_im2col_unpaddeds_loop_as_plain_python_is_the_same_arithmetic(k, s, p, h
     got = np.full_like(expected, np.nan)
     layout._windows_of_channels.py(x, got.reshape(C, k, k, -1, (W + 2 * p - k) // s + 1, N), s, p, 0, C)
     assert same_bits(got, expected)
+
+
+# ----- Adam's update -----------------------------------------------------------------------
+
+def _adam_steps(dtype, steps=3):
+    from tinygan.nn import Parameter
+    rng = np.random.default_rng(11)
+    params = [Parameter(rng.standard_normal(shape).astype(dtype)) for shape in [(7, 5), (3,), (2, 4, 3, 3)]]
+    opt = Adam(params, lr=2e-3, betas=(0.5, 0.999))
+    assert opt.flat_in_use()
+    for _ in range(steps):
+        for p in params:
+            p.grad[...] = rng.standard_normal(p.grad.shape).astype(dtype) * 1e-2
+            p.grad.flat[::5] = 0                          # zero gradients: v stays where it was
+        opt.step()
+    return [p.data.copy() for p in params] + [m.copy() for m in opt.flat_moments]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_adams_compiled_loop_gives_the_bits_of_its_numpy_passes(monkeypatch, split, dtype, threads):
+    split(threads)
+    monkeypatch.setitem(jit._state, "enabled", False)
+    plain = _adam_steps(dtype)
+    monkeypatch.setitem(jit._state, "enabled", True)
+    compiled = _adam_steps(dtype)
+    assert all(same_bits(a, b) for a, b in zip(plain, compiled))
+
+
+def test_adams_loop_as_plain_python_is_the_same_arithmetic(monkeypatch):
+    from tinygan import optim
+    monkeypatch.setitem(jit._state, "enabled", False)
+    plain = _adam_steps(np.float32)
+    monkeypatch.setitem(jit._state, "enabled", True)
+    monkeypatch.setattr(optim, "_adam_loop", optim._adam_loop.py)
+    assert all(same_bits(a, b) for a, b in zip(plain, _adam_steps(np.float32)))

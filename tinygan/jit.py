@@ -69,7 +69,7 @@ class _Loop:
                 self._compiled = self.py
             else:
                 import numba
-                self._compiled = numba.njit(nogil=True, cache=True)(self.py)
+                self._compiled = numba.njit(nogil=True, cache=True, error_model="numpy")(self.py)
         return self._compiled(*args)
 
 

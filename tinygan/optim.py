@@ -14,7 +14,7 @@ dtype or backend), so the results are bit for bit the same.
 """
 import numpy as np
 
-from . import parallel
+from . import jit, parallel
 from .backend import get_array_module, to_numpy
 from .nn.workspace import Workspace
 
@@ -180,6 +180,10 @@ class Adam(Optimizer):
             threaded = parallel.parts_for(n, size, xp) > 1             # chunks split over threads
             step = n if xp is not np else _CHUNK_THREADED if threaded else _CHUNK
             buffers = (*self.flat, *self.flat_moments)
+            if xp is np and jit.enabled():                             # one compiled pass instead
+                scalars = self._scalars_as(self.flat[0].dtype)
+                parallel.run(lambda lo, hi: _adam_loop(*(a[lo:hi] for a in buffers), *scalars), n, size, xp)
+                return
 
             def update_range(lo, hi):
                 for i in range(lo, hi, step):
@@ -189,6 +193,13 @@ class Adam(Optimizer):
         else:                                                          # per tensor (the plain version)
             for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
                 self._update(p.data, p.grad, m, v)
+
+    def _scalars_as(self, dtype):
+        """β1, 1 − β1, β2, 1 − β2, √bias2, eps, lr/bias1 rounded to ``dtype``, as NumPy rounds a
+        Python float that meets an array of that dtype (so ``_adam_loop`` computes what ``_update`` does)."""
+        t, b1, b2 = self.step_count, self.beta1, self.beta2
+        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
+        return tuple(dtype.type(c) for c in (b1, 1 - b1, b2, 1 - b2, bias2 ** 0.5, self.eps, self.lr / bias1))
 
     def _update(self, p, g, m, v, scratch=0):
         """One Adam update of parameter array ``p`` from gradient ``g``, moments ``m`` and ``v``.
@@ -215,3 +226,22 @@ class Adam(Optimizer):
         denom += self.eps                                              # √v/√bias2 + eps
         xp.multiply(m, self.lr / bias1, out=tmp2)
         p -= xp.divide(tmp2, denom, out=tmp2)
+
+
+@jit.loop
+def _adam_loop(p, g, m, v, b1, c1, b2, c2, sqrt_bias2, eps, lr_bias1):
+    """``Adam._update`` of 1-D arrays in one pass (the caller hands each thread its slices), the same operations:
+
+        m ← m·β1 + g·(1 − β1);  v ← v·β2 + (g·g)·(1 − β2);  p ← p − (m·lr/bias1) / (√v/√bias2 + eps)
+
+    each product and sum rounded to the arrays' dtype in that order (the scalars arrive
+    rounded to it: ``Adam._scalars_as``), so the bits are ``_update``'s (tests/test_jit.py).
+    A loop from 0 (no index that might be negative) is one the compiler turns into vector
+    instructions, 8 numbers at a time.
+    """
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i] * b1 + gi * c1
+        vi = v[i] * b2 + (gi * gi) * c2
+        m[i], v[i] = mi, vi
+        p[i] = p[i] - (mi * lr_bias1) / (np.sqrt(vi) / sqrt_bias2 + eps)
