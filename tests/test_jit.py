@@ -195,3 +195,81 @@ def test_adams_loop_as_plain_python_is_the_same_arithmetic(monkeypatch):
     monkeypatch.setitem(jit._state, "enabled", True)
     monkeypatch.setattr(optim, "_adam_loop", optim._adam_loop.py)
     assert all(same_bits(a, b) for a, b in zip(plain, _adam_steps(np.float32)))
+
+
+# ----- BatchNorm and the activations -------------------------------------------------------
+
+def _batch_innermost(shape, dtype, seed):
+    """An (N, C, H, W) array stored (C, H, W, N), as tinygan's layers hand activations over."""
+    N, C, H, W = shape
+    a = np.random.default_rng(seed).standard_normal((C, H, W, N)).astype(dtype)
+    a.reshape(-1)[::13] = -0.0
+    return layout.chwn_to_nchw(a)
+
+
+def _batchnorm_pass(dtype, training):
+    from tinygan.nn import BatchNorm2d
+    bn = BatchNorm2d(6)
+    bn.weight.data[...] = np.linspace(0.5, 1.5, 6)
+    bn.bias.data[...] = np.linspace(-0.2, 0.3, 6)
+    bn = bn.double() if dtype == np.float64 else bn
+    bn.train(training)
+    x, dy = _batch_innermost((4, 6, 3, 5), dtype, 1), _batch_innermost((4, 6, 3, 5), dtype, 2)
+    y = bn(x)
+    dx = bn.backward(dy)
+    return [y, bn.x_hat, dx, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batchnorms_loops_give_the_bits_of_its_numpy_lines(monkeypatch, split, dtype, training, threads):
+    split(threads)
+    monkeypatch.setitem(jit._state, "enabled", False)
+    plain = _batchnorm_pass(dtype, training)
+    monkeypatch.setitem(jit._state, "enabled", True)
+    compiled = _batchnorm_pass(dtype, training)
+    assert all(same_bits(a, b) for a, b in zip(plain, compiled))
+
+
+def test_batchnorms_loops_as_plain_python_are_the_same_arithmetic(monkeypatch):
+    from tinygan.nn import batchnorm
+    monkeypatch.setitem(jit._state, "enabled", False)
+    plain = _batchnorm_pass(np.float32, True)
+    monkeypatch.setitem(jit._state, "enabled", True)
+    monkeypatch.setattr(batchnorm, "_scale_shift_loop", batchnorm._scale_shift_loop.py)
+    monkeypatch.setattr(batchnorm, "_batchnorm_dx_loop", batchnorm._batchnorm_dx_loop.py)
+    assert all(same_bits(a, b) for a, b in zip(plain, _batchnorm_pass(np.float32, True)))
+
+
+def _activation_passes(dtype):
+    from tinygan.nn import LeakyReLU, ReLU
+    x, dy = _batch_innermost((3, 4, 5, 2), dtype, 3), _batch_innermost((3, 4, 5, 2), dtype, 4)
+    x.transpose(1, 2, 3, 0).reshape(-1)[::17] = np.nan                # NaN and −0.0 pass as NumPy passes them
+    leaky, relu = LeakyReLU(0.2), ReLU()
+    y = leaky(x)
+    relu(x)
+    return [y, leaky.local, leaky.backward(dy), relu.backward(dy)]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_activation_loops_give_the_bits_of_numpy(monkeypatch, split, dtype, threads):
+    split(threads)
+    monkeypatch.setitem(jit._state, "enabled", False)
+    plain = _activation_passes(dtype)
+    monkeypatch.setitem(jit._state, "enabled", True)
+    compiled = _activation_passes(dtype)
+    assert all(same_bits(a, b) for a, b in zip(plain, compiled))
+
+
+def test_activation_loops_as_plain_python_are_the_same_arithmetic(monkeypatch):
+    from tinygan.nn import activation
+    monkeypatch.setitem(jit._state, "enabled", False)
+    plain = _activation_passes(np.float32)
+    monkeypatch.setitem(jit._state, "enabled", True)
+    monkeypatch.setattr(activation, "_relu_backward_loop", activation._relu_backward_loop.py)
+    monkeypatch.setattr(activation, "_leaky_relu_loop", activation._leaky_relu_loop.py)
+    assert all(same_bits(a, b) for a, b in zip(plain, _activation_passes(np.float32)))

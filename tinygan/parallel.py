@@ -139,13 +139,14 @@ def elementwise(fn, *arrays):
     """``fn(*arrays)`` for an element-wise ``fn``, split into parts of the arrays' memory.
 
     The arrays (inputs and ``out=`` outputs alike) must have one shape; when they also have
-    one memory layout and are dense — every array a layer makes with ``like(x)`` — each
-    thread gets the same stretch of memory of every array, ``fn(a[lo:hi], b[lo:hi], ...)``
-    on their 1-D views. Otherwise (mixed layouts, a GPU array) it is one call ``fn(*arrays)``.
+    one memory layout and are dense — every array a layer makes with ``like(x)`` — ``fn``
+    gets their 1-D views, each thread the same stretch of memory of every array,
+    ``fn(a[lo:hi], b[lo:hi], ...)``. Otherwise (mixed layouts, a GPU array) it is one call
+    ``fn(*arrays)`` on the arrays themselves (so ``fn`` may check ``a.ndim == 1``).
     """
     xp = type(arrays[0]).__module__.split(".")[0]       # by module, not isinstance: a CuPy stand-in
     flats = _flat_views(arrays) if xp == "numpy" else None  # (benchmarks/launch_budget.py) subclasses ndarray
-    if flats is None or parts_for(flats[0].size, flats[0].size) == 1:
+    if flats is None:
         fn(*arrays)
         return
     run(lambda lo, hi: fn(*(f[lo:hi] for f in flats)), flats[0].size, flats[0].size)

@@ -12,8 +12,14 @@ convolution a transposing copy.
 
 Threads. ``parallel.elementwise(fn, *arrays)`` is ``fn(*arrays)`` split into stretches of
 the arrays' memory, one per core (NumPy runs a ufunc on one core; see ``parallel.py``).
+
+Compiled loops. Where Numba is installed (``tinygan.jit``), ReLU's backward and LeakyReLU's
+forward, two NumPy passes and a temporary each, are one loop over the numbers: the same
+arithmetic, one pass.
 """
-from .. import parallel
+import numpy as np
+
+from .. import jit, parallel
 from ..backend import get_array_module
 from .module import Module, check_cache
 
@@ -69,7 +75,10 @@ class ReLU(_Elementwise):
         dx = like(dout)
 
         def part(y, dout, dx):
-            xp.multiply(dout, xp.greater(y, 0), out=dx)                         # dout · [y > 0]
+            if xp is np and y.ndim == 1 and jit.enabled():
+                _relu_backward_loop(y, dout, dx)
+            else:
+                xp.multiply(dout, xp.greater(y, 0), out=dx)                     # dout · [y > 0]
         parallel.elementwise(part, self.y, dout, dx)
         return dx
 
@@ -93,6 +102,9 @@ class LeakyReLU(_Elementwise):
         local, y = like(x), like(x)
 
         def part(x, local, y):
+            if xp is np and x.ndim == 1 and jit.enabled():
+                _leaky_relu_loop(x, local, y, a)
+                return
             xp.maximum(xp.greater(x, 0), a, out=local)    # max([x > 0], a): 1 where x > 0, a elsewhere
             xp.multiply(x, local, out=y)
         parallel.elementwise(part, x, local, y)
@@ -120,3 +132,20 @@ class Sigmoid(_Elementwise):
     def _f_and_derivative(self, x):
         y = sigmoid(x)
         return y, y * (1 - y)
+
+
+@jit.loop
+def _relu_backward_loop(y, dout, dx):
+    """dx = dout · [y > 0] for 1-D arrays, one pass (the multiplication by 1 or 0 kept: −0.0, NaN as NumPy)."""
+    one, zero = dout.dtype.type(1), dout.dtype.type(0)
+    for i in range(y.size):
+        dx[i] = dout[i] * (one if y[i] > 0 else zero)
+
+
+@jit.loop
+def _leaky_relu_loop(x, local, y, a):
+    """local = 1 where x > 0 else a;  y = x · local — LeakyReLU's two passes as one, for 1-D arrays."""
+    for i in range(x.size):
+        d = x.dtype.type(1) if x[i] > 0 else a
+        local[i] = d
+        y[i] = x[i] * d

@@ -14,10 +14,16 @@ Every full-size array is made with ``like(x)`` and filled with ``out=``, so it k
 input's memory layout on CuPy too (see ``activation.py``). Every step of forward and
 backward is per channel, so on NumPy the channels are split over threads
 (``parallel.run``): each thread normalises its channels from start to end.
+
+Compiled loops. Where Numba is installed (``tinygan.jit``) and the arrays are stored
+batch-innermost (as tinygan's layers hand them over), the element-wise tail of each pass
+— forward x̂ ← x̂·inv_std, y = x̂·γ + β; backward dx = scale·dy − k·dγ·x̂ − k·dβ — is one
+loop over each channel's numbers instead of three NumPy passes; the sums stay NumPy's
+(the same order of additions, so the same bits).
 """
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend, jit, parallel
 from .activation import like
 from .module import Module, Parameter, check_cache, check_input
 
@@ -70,6 +76,10 @@ class BatchNorm2d(Module):
             else:
                 var = self.running_var[lo:hi]
             inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
+            rows = _channel_rows(x_hat, y[:, lo:hi])
+            if rows is not None:                                             # the three lines below, compiled
+                _scale_shift_loop(*rows, inv_std, gamma[lo:hi], beta[lo:hi])
+                return mean, var, inv_std
             x_hat *= inv_std.reshape(c)                                      # x̂ = (x − μ)·inv_std
             ys = xp.multiply(x_hat, gamma[lo:hi].reshape(c), out=y[:, lo:hi])
             ys += beta[lo:hi].reshape(c)                                     # y = γ·x̂ + β
@@ -99,6 +109,11 @@ class BatchNorm2d(Module):
             dbeta = dy.sum(axis=(0, 2, 3))
             dgamma = xp.einsum("nchw,nchw->c", dy, x_hat)                   # Σ dy·x̂, no dy·x̂ temporary
             scale = self.weight.data[lo:hi] * self.inv_std[lo:hi]           # γ·inv_std
+            rows = _channel_rows(dy, x_hat, dx[:, lo:hi]) if self.mode_at_forward else None
+            if rows is not None:                                             # the four lines below, compiled
+                k = scale / M
+                _batchnorm_dx_loop(*rows, scale, k * dgamma, k * dbeta)
+                return dbeta, dgamma
             dxs = xp.multiply(dy, scale.reshape(c), out=dx[:, lo:hi])       # scale·dy
             if self.mode_at_forward:
                 # dx = scale·dy − (scale/M)·(dβ + x̂·dγ): two more passes over the channels' values
@@ -113,3 +128,38 @@ class BatchNorm2d(Module):
         if self.bias.requires_grad:
             self.bias.grad += dbeta
         return dx
+
+
+def _channel_rows(*arrays):
+    """(N, c, H, W) views stored batch-innermost as (c, H·W·N) matrices (views), or None.
+
+    None — the NumPy lines are used — without Numba, on a GPU, or for any other layout.
+    """
+    if not jit.enabled() or any(type(a) is not np.ndarray for a in arrays):
+        return None
+    rows = [a.transpose(1, 2, 3, 0) for a in arrays]
+    if not all(r.flags.c_contiguous for r in rows):
+        return None
+    return [r.reshape(r.shape[0], -1) for r in rows]
+
+
+@jit.loop
+def _scale_shift_loop(x_hat, y, inv_std, gamma, beta):
+    """x̂ ← x̂·inv_std;  y = x̂·γ + β, per channel row c of (c, M) matrices: forward's three passes in one."""
+    for c in range(x_hat.shape[0]):
+        s, g, b = inv_std[c], gamma[c], beta[c]
+        xr, yr = x_hat[c], y[c]
+        for j in range(xr.size):
+            v = xr[j] * s
+            xr[j] = v
+            yr[j] = v * g + b
+
+
+@jit.loop
+def _batchnorm_dx_loop(dy, x_hat, dx, scale, k_dgamma, k_dbeta):
+    """dx = scale·dy − x̂·(k·dγ) − k·dβ per channel row (k = scale/M): train-mode backward in one pass."""
+    for c in range(dy.shape[0]):
+        s, kg, kb = scale[c], k_dgamma[c], k_dbeta[c]
+        dyr, xr, dxr = dy[c], x_hat[c], dx[c]
+        for j in range(dyr.size):
+            dxr[j] = (dyr[j] * s - xr[j] * kg) - kb
