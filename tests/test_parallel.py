@@ -63,6 +63,30 @@ def test_run_reraises_a_worker_error_after_every_range_finished(threads):
     assert done == [0]
 
 
+def test_run_in_pieces_returns_every_range_in_order_whoever_took_it(threads):
+    threads(3)
+    assert parallel.run(lambda lo, hi: (lo, hi), 12, size=10 ** 9, pieces=2) == \
+        [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12)]
+
+
+def test_run_in_pieces_lets_the_caller_take_the_share_of_a_thread_that_starts_late(threads):
+    """The pool's threads are kept busy until the caller has done every piece: the call still
+    finishes, all pieces done by the caller (with pieces=1 it would wait for that thread)."""
+    threads(2)
+    release, who = threading.Event(), []
+    pool = parallel._pool(1)
+    for _ in range(parallel._state["pool_threads"]):       # every pool thread busy
+        pool.submit(release.wait)
+
+    def fn(lo, hi):
+        who.append(threading.current_thread().name)
+        if hi == 8:
+            release.set()                                  # the last piece: let the pool go
+        return lo
+    assert parallel.run(fn, 8, size=10 ** 9, pieces=4) == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert who == [threading.current_thread().name] * 8
+
+
 def test_set_threads_rejects_nonsense():
     with pytest.raises(ValueError, match="set_threads: need an integer >= 1, got 0"):
         parallel.set_threads(0)
@@ -89,7 +113,7 @@ def test_elementwise_splits_same_layout_arrays_and_not_mixed_ones(threads):
         calls.append(a.ndim)
         np.multiply(a, a, out=out)
     parallel.elementwise(square, x, y)
-    assert calls == [1, 1] and np.array_equal(y, x * x)       # two 1-D stretches of memory
+    assert calls == [1] * 2 * parallel.PIECES and np.array_equal(y, x * x)   # 1-D stretches of memory
     calls.clear()
     z = np.empty(x.shape, dtype=np.float32)                  # C-contiguous: another layout
     parallel.elementwise(square, x, z)

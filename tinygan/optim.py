@@ -182,7 +182,8 @@ class Adam(Optimizer):
             buffers = (*self.flat, *self.flat_moments)
             if xp is np and jit.enabled():                             # one compiled pass instead
                 scalars = self._scalars_as(self.flat[0].dtype)
-                parallel.run(lambda lo, hi: _adam_loop(*(a[lo:hi] for a in buffers), *scalars), n, size, xp)
+                parallel.run(lambda lo, hi: _adam_loop(*(a[lo:hi] for a in buffers), *scalars), n, size, xp,
+                             pieces=parallel.PIECES)
                 return
 
             def update_range(lo, hi):

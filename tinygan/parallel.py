@@ -34,6 +34,7 @@ more than OPENBLAS_NUM_THREADS, or OMP_NUM_THREADS, if set), else ONE, the plain
 already) before they import NumPy. OpenBLAS reads it only then: a program that sets it
 after importing NumPy gets the split with OpenBLAS still spinning (slower, same numbers).
 """
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 MIN_SIZE = 2 ** 21          # elements (8 MiB of float32): below this one thread is as fast (RESULTS.md)
+PIECES = 4                  # ranges per thread for the calls that let any thread take any range
 SHORT_SPIN = 22             # OPENBLAS_THREAD_TIMEOUT at or below which the split is on by default
 
 _state = {"threads": None, "pool": None, "pool_threads": 0}
@@ -96,25 +98,42 @@ def parts_for(n, size, xp=np):
     return max(1, min(threads(), n))
 
 
-def run(fn, n, size, xp=np):
+def run(fn, n, size, xp=np, pieces=1):
     """Call ``fn(lo, hi)`` over consecutive ranges covering [0, n), on up to ``threads()`` threads.
 
     ``size``: the elements the whole call touches (decides whether splitting pays);
-    ``xp``: the array module (anything but NumPy runs ``fn(0, n)``, one call).
+    ``xp``: the array module (anything but NumPy runs ``fn(0, n)``, one call);
+    ``pieces``: ranges per thread. With 1, each thread has its range (``ranges(n, threads)``,
+    as col2im_phases's scratch expects). With more, the ranges are claimed in turn by whichever
+    thread is free, so a thread that starts late — its core busy with OpenBLAS's spinning
+    threads just after a product — delays the call by a piece, not by its whole share.
     """
     parts = parts_for(n, size, xp)
     if parts == 1:
         return [fn(0, n)]
-    first, *rest = ranges(n, parts)
-    futures = [_pool(len(rest)).submit(fn, lo, hi) for lo, hi in rest]
+    todo = ranges(n, parts * pieces)
+    if pieces == 1:
+        first, *rest = todo
+        futures = [_pool(len(rest)).submit(fn, lo, hi) for lo, hi in rest]
+        work = lambda: [fn(*first)]                   # noqa: E731
+    else:
+        results, claims = [None] * len(todo), itertools.count()    # next() of a count is atomic
+
+        def work():
+            while True:
+                i = next(claims)
+                if i >= len(todo):
+                    return results
+                results[i] = fn(*todo[i])
+        futures = [_pool(parts - 1).submit(work) for _ in range(parts - 1)]
     try:
-        results = [fn(*first)]
+        mine = work()
     finally:
         errors = [f.exception() for f in futures]     # wait for every range, even after an error
     for e in errors:
         if e is not None:
             raise e
-    return results + [f.result() for f in futures]
+    return mine if pieces > 1 else mine + [f.result() for f in futures]
 
 
 def joined(results, xp=np):
@@ -149,4 +168,4 @@ def elementwise(fn, *arrays):
     if flats is None:
         fn(*arrays)
         return
-    run(lambda lo, hi: fn(*(f[lo:hi] for f in flats)), flats[0].size, flats[0].size)
+    run(lambda lo, hi: fn(*(f[lo:hi] for f in flats)), flats[0].size, flats[0].size, pieces=PIECES)

@@ -85,7 +85,7 @@ class BatchNorm2d(Module):
             ys += beta[lo:hi].reshape(c)                                     # y = γ·x̂ + β
             return mean, var, inv_std
         # the channels split over threads (parallel.py); (C,) statistics joined back
-        mean, var, self.inv_std = parallel.joined(parallel.run(normalise, C, x.size, xp), xp)
+        mean, var, self.inv_std = parallel.joined(parallel.run(normalise, C, x.size, xp, pieces=parallel.PIECES), xp)
 
         if self.training:
             m = self.momentum
@@ -122,7 +122,7 @@ class BatchNorm2d(Module):
                 dxs -= (k * dbeta).reshape(c)
             return dbeta, dgamma
         # the channels split over threads (parallel.py); (C,) sums joined back
-        dbeta, dgamma = parallel.joined(parallel.run(per_channel, C, dout.size, xp), xp)
+        dbeta, dgamma = parallel.joined(parallel.run(per_channel, C, dout.size, xp, pieces=parallel.PIECES), xp)
         if self.weight.requires_grad:
             self.weight.grad += dgamma
         if self.bias.requires_grad:

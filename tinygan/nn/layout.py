@@ -262,7 +262,7 @@ def col2im_gather(cols, out, k, s, crop=0):
     C, Hout, Wout, N = out.shape
     OH, OW = (Hout + 2 * crop - k) // s + 1, (Wout + 2 * crop - k) // s + 1
     cols = cols.reshape(C, k, k, OH, OW, N)
-    parallel.run(lambda lo, hi: _gather_channels(cols, out, k, s, crop, lo, hi), C, cols.size)
+    parallel.run(lambda lo, hi: _gather_channels(cols, out, k, s, crop, lo, hi), C, cols.size, pieces=parallel.PIECES)
     return out
 
 
@@ -311,7 +311,7 @@ def im2col_unpadded(x, k, s, p, out):
     C, H, W, N = x.shape
     OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
     dst = out.reshape(C, k, k, OH, OW, N)
-    parallel.run(lambda lo, hi: _windows_of_channels(x, dst, s, p, lo, hi), C, out.size)
+    parallel.run(lambda lo, hi: _windows_of_channels(x, dst, s, p, lo, hi), C, out.size, pieces=parallel.PIECES)
     return out
 
 
