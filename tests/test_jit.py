@@ -250,7 +250,7 @@ def _activation_passes(dtype):
     leaky, relu = LeakyReLU(0.2), ReLU()
     y = leaky(x)
     relu(x)
-    return [y, leaky.local, leaky.backward(dy), relu.backward(dy)]
+    return [y, leaky.backward(dy), relu.backward(dy)]
 
 
 @needs_numba
@@ -272,4 +272,21 @@ def test_activation_loops_as_plain_python_are_the_same_arithmetic(monkeypatch):
     monkeypatch.setitem(jit._state, "enabled", True)
     monkeypatch.setattr(activation, "_relu_backward_loop", activation._relu_backward_loop.py)
     monkeypatch.setattr(activation, "_leaky_relu_loop", activation._leaky_relu_loop.py)
+    monkeypatch.setattr(activation, "_leaky_relu_backward_loop", activation._leaky_relu_backward_loop.py)
     assert all(same_bits(a, b) for a, b in zip(plain, _activation_passes(np.float32)))
+
+
+@needs_numba
+def test_leaky_relu_with_mixed_layouts_takes_numpys_lines_with_the_same_numbers(monkeypatch):
+    """An upstream gradient in another layout than the output: no 1-D views, so the compiled
+    path's NumPy fallback runs; the numbers are still those of the NumPy layer."""
+    from tinygan.nn import LeakyReLU
+    x = _batch_innermost((3, 4, 5, 2), np.float32, 5)
+    dy = np.ascontiguousarray(_batch_innermost((3, 4, 5, 2), np.float32, 6))     # (N, C, H, W) memory
+    out = {}
+    for on in (False, True):
+        monkeypatch.setitem(jit._state, "enabled", on)
+        layer = LeakyReLU(0.2)
+        out[on] = [layer(x), layer.backward(dy)]
+    assert layer.local is None                                   # the compiled forward ran
+    assert all(same_bits(a, b) for a, b in zip(out[False], out[True]))

@@ -15,7 +15,7 @@ the arrays' memory, one per core (NumPy runs a ufunc on one core; see ``parallel
 
 Compiled loops. Where Numba is installed (``tinygan.jit``), ReLU's backward and LeakyReLU's
 forward, two NumPy passes and a temporary each, are one loop over the numbers: the same
-arithmetic, one pass.
+arithmetic, one pass (and LeakyReLU keeps its output instead of its derivative, as ReLU does).
 """
 import numpy as np
 
@@ -102,13 +102,41 @@ class LeakyReLU(_Elementwise):
         local, y = like(x), like(x)
 
         def part(x, local, y):
-            if xp is np and x.ndim == 1 and jit.enabled():
-                _leaky_relu_loop(x, local, y, a)
-                return
             xp.maximum(xp.greater(x, 0), a, out=local)    # max([x > 0], a): 1 where x > 0, a elsewhere
             xp.multiply(x, local, out=y)
         parallel.elementwise(part, x, local, y)
         return y, local
+
+    def forward(self, x):
+        xp, a = get_array_module(x), x.dtype.type(self.negative_slope)
+        if not (xp is np and jit.enabled() and 0 <= a <= 1):
+            return super().forward(x)
+        # compiled: one pass writing y alone. Backward rebuilds the derivative from y, since
+        # with 0 <= a, y > 0 exactly where x > 0 (NaN: neither), so dy/dx needs no array of its own.
+        self.y, self.local = like(x), None
+
+        def part(x, y):
+            if x.ndim == 1:
+                _leaky_relu_loop(x, y, a)
+            else:                                         # layouts elementwise could not flatten
+                xp.multiply(x, xp.maximum(xp.greater(x, 0), a), out=y)
+        parallel.elementwise(part, x, self.y)
+        self.out_shape = x.shape
+        return self.y
+
+    def backward(self, dout):
+        if getattr(self, "local", None) is not None or getattr(self, "y", None) is None:
+            return super().backward(dout)                 # after a NumPy forward (or before any)
+        check_cache(self, dout, self.out_shape)
+        xp, dx, a = get_array_module(dout), like(dout), self.y.dtype.type(self.negative_slope)
+
+        def part(y, dout, dx):
+            if y.ndim == 1:
+                _leaky_relu_backward_loop(y, dout, dx, a)
+            else:
+                xp.multiply(dout, xp.maximum(xp.greater(y, 0), a), out=dx)
+        parallel.elementwise(part, self.y, dout, dx)
+        return dx
 
 
 class Tanh(_Elementwise):
@@ -143,9 +171,16 @@ def _relu_backward_loop(y, dout, dx):
 
 
 @jit.loop
-def _leaky_relu_loop(x, local, y, a):
-    """local = 1 where x > 0 else a;  y = x · local — LeakyReLU's two passes as one, for 1-D arrays."""
+def _leaky_relu_loop(x, y, a):
+    """y = x · (1 where x > 0 else a) for 1-D arrays: LeakyReLU's forward, one pass, no derivative array."""
+    one = x.dtype.type(1)
     for i in range(x.size):
-        d = x.dtype.type(1) if x[i] > 0 else a
-        local[i] = d
-        y[i] = x[i] * d
+        y[i] = x[i] * (one if x[i] > 0 else a)
+
+
+@jit.loop
+def _leaky_relu_backward_loop(y, dout, dx, a):
+    """dx = dout · (1 where y > 0 else a) for 1-D arrays — the forward's derivative, rebuilt from y."""
+    one = y.dtype.type(1)
+    for i in range(y.size):
+        dx[i] = dout[i] * (one if y[i] > 0 else a)
