@@ -16,7 +16,7 @@ import launch_budget as lb  # noqa: E402
 
 from tinygan import backend  # noqa: E402
 
-BUDGET = 1030                 # array operations in one batch-256 step: "about 1,000" (docs/gpu.md: 1,013)
+BUDGET = 1050                 # array operations in one batch-256 step: "about 1,000" (docs/gpu.md: 1,041)
 
 
 @pytest.fixture(scope="module")

@@ -31,11 +31,13 @@ Layout. Inputs and outputs have shape (N, C, H, W); outputs and input gradients 
 returned stored batch-innermost (``chwn_to_nchw`` views), which is what makes ``as_chwn``
 free for the next layer — see ``layout.py``.
 
-Memory. The cache is ``self.x_shape`` and, for Conv2d, ``self.cols`` (in memory the layer
-keeps, ``self.cache``, overwritten by its next forward); for ConvTranspose2d, ``self.X``,
-the input itself seen as a matrix (as PyTorch's autograd saves it: do not write into an
-input before its backward). The temporaries — padded input, column matrix, col2im canvas —
-come from ``self.workspace``, shared by the layers of one model (``workspace.py``).
+Memory. The cache is ``self.x_shape`` and the input itself — ``self.x`` for Conv2d,
+``self.X`` (seen as a matrix) for ConvTranspose2d — as PyTorch's autograd saves it: do not
+write into an input before its backward. Conv2d rebuilds colsᵀ(x) in backward for its
+weight gradient rather than keeping it: at stride 2 and K = 4 the column matrix is four
+times the input, and the input is kept alive anyway (it is the previous layer's output).
+The temporaries — padded input, column matrix, col2im canvas — come from
+``self.workspace``, shared by the layers of one model (``workspace.py``).
 """
 import math
 
@@ -66,13 +68,13 @@ def columns(x, k, s, p, workspace, out=None):
     return im2col_chwn(x_pad, k, s, out=out)
 
 
-def convolve(x, W2, k, s, p, workspace, cols=None):
+def convolve(x, W2, k, s, p, workspace):
     """A convolution as one matrix product: (Y, colsᵀ) with Y = W2 · colsᵀ(x).
 
-    x (N, C, H, W); W2 (O, C·K·K) -> Y (O, OH·OW·N), colsᵀ (C·K·K, OH·OW·N) (kept by the
-    caller for the weight gradient; ``cols`` says where to write it).
+    x (N, C, H, W); W2 (O, C·K·K) -> Y (O, OH·OW·N), a new array, and colsᵀ (C·K·K, OH·OW·N),
+    scratch of the workspace (valid until the next layer sharing it runs).
     """
-    cols = columns(x, k, s, p, workspace, out=cols)
+    cols = columns(x, k, s, p, workspace)
     return W2 @ cols, cols
 
 
@@ -165,7 +167,6 @@ class Conv2d(_ConvBase):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias,
                          (out_channels, in_channels, kernel_size, kernel_size),
                          in_channels * kernel_size * kernel_size)
-        self.cache = Workspace()                     # memory of self.cols, reused by the next forward
 
     def forward(self, x):
         check_input(self, x, self.in_channels)
@@ -175,10 +176,8 @@ class Conv2d(_ConvBase):
         if OH < 1 or OW < 1:
             raise ValueError(f"Conv2d: input of shape {tuple(x.shape)} is smaller than the kernel "
                              f"(k={k}, padding={p}): need H, W >= {k - 2 * p}")
-        xp = backend.get_array_module(x)
-        self.x_shape = x.shape
-        cols = self.cache.get("cols", (C * k * k, OH * OW * N), x.dtype, xp)
-        Y, self.cols = convolve(x, self.weight.data.reshape(O, -1), k, s, p, self.workspace, cols)
+        self.x, self.x_shape = x, x.shape
+        Y, _ = convolve(x, self.weight.data.reshape(O, -1), k, s, p, self.workspace)
         if self.bias is not None:
             Y += self.bias.data.reshape(O, 1)
         self.out_shape = (N, O, OH, OW)
@@ -189,8 +188,9 @@ class Conv2d(_ConvBase):
         N, O, OH, OW = dout.shape
         dY = as_chwn(dout)                                               # (O, OH, OW, N), free for a tinygan gradient
         dY2 = dY.reshape(O, OH * OW * N)
-        if self.weight.requires_grad:
-            _add_matmul_nt(self.weight.grad, dY2, self.cols)               # dW += dY · (colsᵀ)ᵀ
+        if self.weight.requires_grad:                                    # colsᵀ(x) again, into scratch
+            cols = columns(self.x, self.kernel_size, self.stride, self.padding, self.workspace)
+            _add_matmul_nt(self.weight.grad, dY2, cols)                    # dW += dY · (colsᵀ)ᵀ
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dY2.sum(axis=1)
         if not self.needs_input_grad:
