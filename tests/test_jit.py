@@ -290,3 +290,24 @@ def test_leaky_relu_with_mixed_layouts_takes_numpys_lines_with_the_same_numbers(
         out[on] = [layer(x), layer.backward(dy)]
     assert layer.local is None                                   # the compiled forward ran
     assert all(same_bits(a, b) for a, b in zip(out[False], out[True]))
+
+
+@needs_numba
+def test_a_loop_still_compiles_where_numba_cannot_cache(monkeypatch):
+    """No writable folder for Numba's cache (a read-only install): compiled anyway, uncached."""
+    import numba
+    real_njit, asked = numba.njit, []
+
+    def njit(**options):
+        asked.append(options.get("cache", False))
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real_njit(**options)
+    monkeypatch.setattr(numba, "njit", njit)
+
+    def twice(a, out):
+        for i in range(a.size):
+            out[i] = 2 * a[i]
+    loop, out = jit.loop(twice), np.zeros(3)
+    loop(np.arange(3.0), out)
+    assert asked == [True, False] and out.tolist() == [0.0, 2.0, 4.0]

@@ -68,9 +68,19 @@ class _Loop:
             if importlib.util.find_spec("numba") is None:
                 self._compiled = self.py
             else:
-                import numba
-                self._compiled = numba.njit(nogil=True, cache=True, error_model="numpy")(self.py)
+                self._compiled = _compile(self.py)
         return self._compiled(*args)
+
+
+def _compile(fn):
+    """Numba's machine code for ``fn``: no Python objects, NumPy's error model (a division by zero
+    gives inf, as NumPy's does, and costs no test in the loop), cached on disk where it can be."""
+    import numba
+    options = dict(nogil=True, error_model="numpy")
+    try:
+        return numba.njit(cache=True, **options)(fn)
+    except RuntimeError:                     # no writable cache folder: compile in every process
+        return numba.njit(**options)(fn)
 
 
 def loop(fn):
