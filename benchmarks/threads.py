@@ -82,16 +82,30 @@ def machine():
     try:
         from threadpoolctl import threadpool_info
         blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        # numpy's own (torch, when loaded, brings a BLAS of its own, which may be listed first)
+        blas.sort(key=lambda p: "numpy" not in p.get("filepath", "") and "scipy_openblas" not in p.get("filepath", ""))
         if blas:
             b = blas[0]
             info["blas"] = {"library": b.get("internal_api"), "kernel": b.get("architecture"),
                             "version": b.get("version"), "threads": b.get("num_threads")}
     except ImportError:
         info["blas"] = {"library": "unknown (pip install threadpoolctl to name it)", "threads": blas_threads()}
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_THREAD_TIMEOUT", "TINYGAN_THREADS"):
+    info["loops"] = _compiled_loops()
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_THREAD_TIMEOUT", "TINYGAN_THREADS", "TINYGAN_JIT"):
         if os.environ.get(name):
             info.setdefault("env", {})[name] = os.environ[name]
     return info
+
+
+def _compiled_loops():
+    """tinygan's compiled loops as a few words: 'Numba 0.68.1', or why they are off."""
+    import importlib.metadata
+    import importlib.util
+    if importlib.util.find_spec("numba") is None:
+        return "off (no Numba)"
+    if os.environ.get("TINYGAN_JIT", "").strip() == "0":
+        return "off (TINYGAN_JIT=0)"
+    return f"Numba {importlib.metadata.version('numba')}"
 
 
 def machine_line(info=None):
@@ -101,4 +115,5 @@ def machine_line(info=None):
     ext = ", ".join(m.get("extensions", [])) or "no AVX2"
     env = "".join(f", {k}={v}" for k, v in m.get("env", {}).items())
     return (f"machine: {m['cpu']} ({ext}), {m['cores']} cores, {m['kernel']}, Python {m['python']}; BLAS "
-            f"{b.get('library')} {b.get('version', '')} kernel {b.get('kernel', '?')}, {b.get('threads')} threads{env}")
+            f"{b.get('library')} {b.get('version', '')} kernel {b.get('kernel', '?')}, {b.get('threads')} threads; "
+            f"compiled loops {m.get('loops', '?')}{env}")

@@ -21,6 +21,8 @@ defaults depend on the backend: numpy trains 32x32 images, features 32, batch 32
 length at which that recipe's samples become creatures); cupy trains d2l's full job: 64x64, features 64, batch 256,
 20 epochs.
 Without --data, d2l's Pokémon zip is downloaded once into $TINYGAN_HOME (~/.cache/tinygan).
+Speed on numpy: with Numba installed (pip install -e '.[fast]'; `make demo` does) the layers run
+a few compiled loops; TINYGAN_JIT=0 runs their NumPy versions instead (the same numbers, slower).
 
 To sample a trained generator (tinygan's checkpoint.npz, or a PyTorch netG .pth):
   python examples/pokemon.py sample --checkpoint RUN/checkpoint.npz --n 64 --out grid.png

@@ -34,10 +34,13 @@ import os
 _state = {"enabled": None}
 
 
-def _from_environment():
-    if os.environ.get("TINYGAN_JIT", "").strip() == "0":
-        return False
+def numba_installed():
+    """Whether Numba can be imported (without importing it)."""
     return importlib.util.find_spec("numba") is not None
+
+
+def _from_environment():
+    return os.environ.get("TINYGAN_JIT", "").strip() != "0" and numba_installed()
 
 
 def enabled():
@@ -49,7 +52,7 @@ def enabled():
 
 def set_enabled(on):
     """Use the compiled loops (True, needs Numba) or the NumPy versions (False) from now on."""
-    if on and importlib.util.find_spec("numba") is None:
+    if on and not numba_installed():
         raise RuntimeError("jit.set_enabled(True): Numba is not installed; pip install numba "
                            "(or pip install -e '.[fast]' in a tinygan checkout)")
     _state["enabled"] = bool(on)
@@ -65,7 +68,7 @@ class _Loop:
 
     def __call__(self, *args):
         if self._compiled is None:
-            if importlib.util.find_spec("numba") is None:
+            if not numba_installed():
                 self._compiled = self.py
             else:
                 self._compiled = _compile(self.py)

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import backend, checkpoint
+from . import backend, checkpoint, jit
 from .callbacks import standard
 from .data import load_images, parse_color
 from .dcgan import RECIPES, augmentation, train_step
@@ -405,7 +405,9 @@ def announce(r):
         return
     per_step = estimate_step_seconds(r)
     left = (cfg.epochs - s.epoch) * r.n_batches - s.batch
-    _log(f"{cfg.backend}: {r.n} images {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, "
+    loops = "" if cfg.backend != "numpy" else " (compiled loops)" if jit.enabled() else \
+        " (NumPy only: pip install numba for the compiled loops)" if not jit.numba_installed() else " (TINYGAN_JIT=0)"
+    _log(f"{cfg.backend}{loops}: {r.n} images {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, "
          f"{r.n_batches} steps/epoch, epochs {s.epoch + 1}..{cfg.epochs}; "
          f"about {cfg.batch_size / per_step:.0f} examples/sec, ETA {format_seconds(left * per_step)}")
 
