@@ -8,7 +8,9 @@ Trains the demo's configuration (32×32, features 32, batch 32, ``--recipe``: th
 then times bare ``train_step`` calls on the same network, batch size and recipe options
 (the recipe's DiffAugment too) in the same process. ``--limit 832`` makes epochs of 26
 steps, where the per-epoch chores weigh most.
-The ratio is (steps / the run's wall time, start-up included) / (bare steps per second).
+The ratio is (steps / the run's wall time, start-up included) / (bare steps per second), the
+bare rate counted the same way as the run's: steps over the time they took together (the
+median step's rate is printed beside it; one slow step weighs in a run, and so it does here).
 """
 import argparse
 import os
@@ -93,11 +95,12 @@ def main(argv=None):
         real_step(G, D, oG, oD, real, z, **options)
         if i >= 4:
             times.append(time.perf_counter() - t)
-    bare = 1 / statistics.median(times)
+    bare, bare_median = len(times) / sum(times), 1 / statistics.median(times)
     whole = run_steps / wall
     print(f"\nrecipe {cfgr.recipe}; run: {run_steps} steps ({args.epochs} epochs of {run_steps // args.epochs}) in {wall:.1f} s wall "
           f"(training loop {summary['seconds']:.1f} s), {whole:.2f} steps/s")
-    print(f"bare train_step: {bare:.2f} steps/s (median of {len(times)})")
+    print(f"bare train_step: {bare:.2f} steps/s ({len(times)} steps in {sum(times):.2f} s; "
+          f"the median step's rate {bare_median:.2f})")
     print(f"whole run / bare step: {whole / bare:.3f}")
     print("time in the callbacks (s, all epochs):")
     for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]):

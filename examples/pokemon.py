@@ -196,7 +196,7 @@ def chores(cfg):
     return [*([cb.SWD(cfg.swd_every)] if cfg.swd_every else []),   # record["swd"], before it is saved
             cb.DWinsWarning(),                                     # D rejects every fake: say so, once
             cheap(cb.Checkpoint(), 0.01), cb.LogFile(),            # checkpoint.npz, log.jsonl
-            cheap(cb.SampleGrids(), 0.01),                         # samples_epoch_NNN.png
+            cheap(cb.SampleGrids(), 0.005),                        # samples_epoch_NNN.png
             cheap(cb.ProgressGif(), 0.0025), cheap(cb.LossPlot(), 0.0025),   # progress.gif, losses.png
             *([] if cfg.progress else [cb.EpochLine()])]           # --no-progress: a line per epoch
 

@@ -178,10 +178,11 @@ class EpochLine(Callback):
 def standard(cfg):
     """The chores of a documented run, in order: metrics first, then what saves them.
 
-    Each throttled chore may take its share of the training time, 2.5% in all (epochs of
-    26 steps: a whole run at 0.95 of the bare step's speed, benchmarks/run_overhead.py).
+    Each throttled chore may take its share of the training time, 2% in all (epochs of
+    26 steps: a whole run at about 0.95 of the bare step's speed, benchmarks/run_overhead.py;
+    the sample grids' share halved on 2026-12-03, when the compiled loops made steps faster).
     """
     return [*([SWD(cfg.swd_every)] if cfg.swd_every else []), DWinsWarning(),
             Throttled(Checkpoint(), 0.01), LogFile(),
-            Throttled(SampleGrids(), 0.01), Throttled(ProgressGif(), 0.0025), Throttled(LossPlot(), 0.0025),
+            Throttled(SampleGrids(), 0.005), Throttled(ProgressGif(), 0.0025), Throttled(LossPlot(), 0.0025),
             *([] if cfg.progress else [EpochLine()])]
