@@ -1,6 +1,7 @@
 # tinygan: two commands for a fresh machine.
 #   make demo   creates .venv, installs tinygan, trains the DCGAN on sprites (2 CPU cores: 14-22 min)
 #   make test   creates .venv, installs the test extras and PyTorch (the oracle), runs pytest
+#               (and the layer tests again without the compiled loops)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -34,8 +35,14 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) examples/pokemon.py --backend numpy $(DEMO_RECIPE) $(if $(DATA),--data $(DATA)) --out $(OUT) $(DEMO_ARGS)
 
+# The suite runs the layers through Numba's compiled loops; the layer tests then run once more
+# through the NumPy versions (TINYGAN_JIT=0), as on a machine without Numba.
+NUMPY_ONLY_TESTS = tests/test_layers_gradcheck.py tests/test_torch_crosscheck.py tests/test_conv.py \
+                   tests/test_float32.py tests/test_dcgan.py
+
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
+	TINYGAN_JIT=0 $(PY) -m pytest -q $(NUMPY_ONLY_TESTS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
