@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 EPILOG = """\
 defaults depend on the backend: numpy trains 32x32 images, features 32, batch 32, 120 epochs
-(4-8 minutes on 2 cores; `make demo` runs --recipe sprites --epochs 480, 14-22 minutes, the
+(4-8 minutes on 2 cores; `make demo` runs --recipe sprites --epochs 480, 13-22 minutes, the
 length at which that recipe's samples become creatures); cupy trains d2l's full job: 64x64, features 64, batch 256,
 20 epochs.
 Without --data, d2l's Pokémon zip is downloaded once into $TINYGAN_HOME (~/.cache/tinygan).
