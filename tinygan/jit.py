@@ -30,8 +30,10 @@ machine pays for the compiling.
 """
 import importlib.util
 import os
+import threading
 
 _state = {"enabled": None}
+_compiling = threading.Lock()
 
 
 def numba_installed():
@@ -68,10 +70,9 @@ class _Loop:
 
     def __call__(self, *args):
         if self._compiled is None:
-            if not numba_installed():
-                self._compiled = self.py
-            else:
-                self._compiled = _compile(self.py)
+            with _compiling:                   # the threads of parallel.run may all arrive first at once
+                if self._compiled is None:
+                    self._compiled = _compile(self.py) if numba_installed() else self.py
         return self._compiled(*args)
 
 
