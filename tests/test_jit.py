@@ -25,6 +25,22 @@ def same_bits(a, b):
         a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
 
 
+def numpy_then_loops(monkeypatch, run, *args, as_python=()):
+    """(run(*args) with the NumPy versions, run(*args) with the loops); ``as_python``: (module,
+    name) pairs of loops to run as their plain Python functions instead of compiled."""
+    monkeypatch.setitem(jit._state, "enabled", False)
+    plain = run(*args)
+    monkeypatch.setitem(jit._state, "enabled", True)
+    for module, name in as_python:
+        monkeypatch.setattr(module, name, getattr(module, name).py)
+    return plain, run(*args)
+
+
+def all_same_bits(pair):
+    plain, compiled = pair
+    return len(plain) == len(compiled) and all(same_bits(a, b) for a, b in zip(plain, compiled))
+
+
 @pytest.fixture
 def split(monkeypatch):
     """split(n): parallel.run cuts even tiny calls n ways for this test."""
@@ -119,12 +135,8 @@ def _two_steps(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_training_step_with_the_loops_is_bit_identical_to_numpy(monkeypatch, split, dtype):
     split(2)
-    monkeypatch.setitem(jit._state, "enabled", False)
-    plain = _two_steps(dtype)
-    monkeypatch.setitem(jit._state, "enabled", True)
-    compiled = _two_steps(dtype)
-    assert plain[0] == compiled[0]
-    assert all(same_bits(a, b) for a, b in zip(plain[1], compiled[1]))
+    (plain_losses, plain), (losses, compiled) = numpy_then_loops(monkeypatch, _two_steps, dtype)
+    assert plain_losses == losses and all_same_bits((plain, compiled))
 
 
 # ----- im2col straight from the unpadded input -------------------------------------------
@@ -176,27 +188,6 @@ def _adam_steps(dtype, steps=3):
     return [p.data.copy() for p in params] + [m.copy() for m in opt.flat_moments]
 
 
-@needs_numba
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_adams_compiled_loop_gives_the_bits_of_its_numpy_passes(monkeypatch, split, dtype, threads):
-    split(threads)
-    monkeypatch.setitem(jit._state, "enabled", False)
-    plain = _adam_steps(dtype)
-    monkeypatch.setitem(jit._state, "enabled", True)
-    compiled = _adam_steps(dtype)
-    assert all(same_bits(a, b) for a, b in zip(plain, compiled))
-
-
-def test_adams_loop_as_plain_python_is_the_same_arithmetic(monkeypatch):
-    from tinygan import optim
-    monkeypatch.setitem(jit._state, "enabled", False)
-    plain = _adam_steps(np.float32)
-    monkeypatch.setitem(jit._state, "enabled", True)
-    monkeypatch.setattr(optim, "_adam_loop", optim._adam_loop.py)
-    assert all(same_bits(a, b) for a, b in zip(plain, _adam_steps(np.float32)))
-
-
 # ----- BatchNorm and the activations -------------------------------------------------------
 
 def _batch_innermost(shape, dtype, seed):
@@ -220,29 +211,6 @@ def _batchnorm_pass(dtype, training):
     return [y, bn.x_hat, dx, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var]
 
 
-@needs_numba
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_batchnorms_loops_give_the_bits_of_its_numpy_lines(monkeypatch, split, dtype, training, threads):
-    split(threads)
-    monkeypatch.setitem(jit._state, "enabled", False)
-    plain = _batchnorm_pass(dtype, training)
-    monkeypatch.setitem(jit._state, "enabled", True)
-    compiled = _batchnorm_pass(dtype, training)
-    assert all(same_bits(a, b) for a, b in zip(plain, compiled))
-
-
-def test_batchnorms_loops_as_plain_python_are_the_same_arithmetic(monkeypatch):
-    from tinygan.nn import batchnorm
-    monkeypatch.setitem(jit._state, "enabled", False)
-    plain = _batchnorm_pass(np.float32, True)
-    monkeypatch.setitem(jit._state, "enabled", True)
-    monkeypatch.setattr(batchnorm, "_scale_shift_loop", batchnorm._scale_shift_loop.py)
-    monkeypatch.setattr(batchnorm, "_batchnorm_dx_loop", batchnorm._batchnorm_dx_loop.py)
-    assert all(same_bits(a, b) for a, b in zip(plain, _batchnorm_pass(np.float32, True)))
-
-
 def _activation_passes(dtype):
     from tinygan.nn import LeakyReLU, ReLU
     x, dy = _batch_innermost((3, 4, 5, 2), dtype, 3), _batch_innermost((3, 4, 5, 2), dtype, 4)
@@ -253,27 +221,33 @@ def _activation_passes(dtype):
     return [y, leaky.backward(dy), relu.backward(dy)]
 
 
+# ----- each subject: compiled, and as plain Python --------------------------------------------
+
+SUBJECTS = {    # name: (run(dtype) -> arrays to compare, the loops it calls as (module, name))
+    "adam": (_adam_steps, [("tinygan.optim", "_adam_loop")]),
+    "batchnorm, train": (lambda dtype: _batchnorm_pass(dtype, True),
+                         [("tinygan.nn.batchnorm", "_scale_shift_loop"), ("tinygan.nn.batchnorm", "_batchnorm_dx_loop")]),
+    "batchnorm, eval": (lambda dtype: _batchnorm_pass(dtype, False), [("tinygan.nn.batchnorm", "_scale_shift_loop")]),
+    "activations": (_activation_passes, [("tinygan.nn.activation", name) for name in
+                                         ("_relu_backward_loop", "_leaky_relu_loop", "_leaky_relu_backward_loop")]),
+}
+
+
 @needs_numba
+@pytest.mark.parametrize("subject", SUBJECTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_activation_loops_give_the_bits_of_numpy(monkeypatch, split, dtype, threads):
+def test_each_compiled_loop_gives_the_bits_of_its_numpy_lines(monkeypatch, split, subject, dtype, threads):
     split(threads)
-    monkeypatch.setitem(jit._state, "enabled", False)
-    plain = _activation_passes(dtype)
-    monkeypatch.setitem(jit._state, "enabled", True)
-    compiled = _activation_passes(dtype)
-    assert all(same_bits(a, b) for a, b in zip(plain, compiled))
+    assert all_same_bits(numpy_then_loops(monkeypatch, SUBJECTS[subject][0], dtype))
 
 
-def test_activation_loops_as_plain_python_are_the_same_arithmetic(monkeypatch):
-    from tinygan.nn import activation
-    monkeypatch.setitem(jit._state, "enabled", False)
-    plain = _activation_passes(np.float32)
-    monkeypatch.setitem(jit._state, "enabled", True)
-    monkeypatch.setattr(activation, "_relu_backward_loop", activation._relu_backward_loop.py)
-    monkeypatch.setattr(activation, "_leaky_relu_loop", activation._leaky_relu_loop.py)
-    monkeypatch.setattr(activation, "_leaky_relu_backward_loop", activation._leaky_relu_backward_loop.py)
-    assert all(same_bits(a, b) for a, b in zip(plain, _activation_passes(np.float32)))
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_each_loop_as_plain_python_is_the_same_arithmetic(monkeypatch, subject):
+    import importlib
+    run, loops = SUBJECTS[subject]
+    as_python = [(importlib.import_module(module), name) for module, name in loops]
+    assert all_same_bits(numpy_then_loops(monkeypatch, run, np.float32, as_python=as_python))
 
 
 @needs_numba
