@@ -285,3 +285,60 @@ def test_a_loop_still_compiles_where_numba_cannot_cache(monkeypatch):
     loop, out = jit.loop(twice), np.zeros(3)
     loop(np.arange(3.0), out)
     assert asked == [True, False] and out.tolist() == [0.0, 2.0, 4.0]
+
+
+# ----- where the loops must step aside ---------------------------------------------------------
+
+def _float16_d_step():
+    D = build("paper", latent_dim=8, features=4, image_size=16, seed=0)[1].to(dtype=np.float16)
+    x = _batch_innermost((4, 3, 16, 16), np.float16, 10)
+    logits = D(x)
+    dx = D.backward(np.ones_like(logits))
+    return [logits, dx] + [p.grad.copy() for p in D.parameters()]
+
+
+@needs_numba
+def test_float16_models_take_the_numpy_lines_with_the_loops_on(monkeypatch):
+    """Numba has no float16: every layer must leave such arrays to NumPy (same numbers). (Adam in
+    float16 is no use either way: eps = 1e-8 rounds to 0.)"""
+    assert all_same_bits(numpy_then_loops(monkeypatch, _float16_d_step))
+
+
+@needs_numba
+def test_adam_with_a_numpy_scalar_lr_takes_the_numpy_lines(monkeypatch):
+    """np.float64(lr) is not rounded to float32 by NumPy (NEP 50), so the loop's float32 scalars
+    would give other bits: Adam uses its NumPy lines then."""
+    from tinygan.nn import Parameter
+
+    def steps(dtype):
+        rng = np.random.default_rng(12)
+        params = [Parameter((rng.standard_normal((64, 49)) * 0.02).astype(np.float32))]
+        opt = Adam(params, lr=np.float64(2e-4), betas=(0.5, 0.999))
+        for _ in range(20):
+            params[0].grad[...] = rng.standard_normal((64, 49)).astype(np.float32) * 1e-2
+            opt.step()
+        return [params[0].data.copy()]
+    assert all_same_bits(numpy_then_loops(monkeypatch, steps, None))
+
+
+@needs_numba
+def test_batchnorm_with_a_gradient_of_another_dtype_takes_the_numpy_lines(monkeypatch):
+    from tinygan.nn import BatchNorm2d
+
+    def run(_):
+        bn = BatchNorm2d(6).double()
+        bn(_batch_innermost((4, 6, 3, 5), np.float64, 1))
+        return [bn.backward(_batch_innermost((4, 6, 3, 5), np.float32, 2))]
+    assert all_same_bits(numpy_then_loops(monkeypatch, run, None))
+
+
+def test_a_numba_that_does_not_import_means_numpy_and_a_warning(monkeypatch):
+    import sys
+    monkeypatch.setattr(jit, "numba_installed", lambda: True)
+    monkeypatch.setitem(sys.modules, "numba", None)          # `import numba` now raises ImportError
+    monkeypatch.setitem(jit._state, "enabled", None)
+    monkeypatch.delenv("TINYGAN_JIT", raising=False)
+    with pytest.warns(RuntimeWarning, match="does not import"):
+        assert jit.enabled() is False
+    with pytest.raises(RuntimeError, match="does not import"):
+        jit.set_enabled(True)

@@ -31,22 +31,42 @@ machine pays for the compiling.
 import importlib.util
 import os
 import threading
+import warnings
+
+import numpy as np
 
 _state = {"enabled": None}
 _compiling = threading.Lock()
 
 
 def numba_installed():
-    """Whether Numba can be imported (without importing it)."""
+    """Whether Numba is installed (without importing it)."""
     return importlib.util.find_spec("numba") is not None
 
 
+def _numba_imports():
+    """None if Numba imports, else why not (e.g. a Numba older than this NumPy refuses to load)."""
+    if not numba_installed():
+        return "Numba is not installed"
+    try:
+        import numba  # noqa: F401
+    except Exception as e:                    # ImportError, or whatever a broken install raises
+        return f"Numba is installed but does not import ({type(e).__name__}: {e})"
+    return None
+
+
 def _from_environment():
-    return os.environ.get("TINYGAN_JIT", "").strip() != "0" and numba_installed()
+    if os.environ.get("TINYGAN_JIT", "").strip() == "0" or not numba_installed():
+        return False
+    why = _numba_imports()
+    if why is not None:
+        warnings.warn(f"tinygan: {why}; using the NumPy versions of the compiled loops "
+                      f"(pip install -U numba, or set TINYGAN_JIT=0 to silence this)", RuntimeWarning, stacklevel=3)
+    return why is None
 
 
 def enabled():
-    """Whether layers use their compiled loops (Numba installed and not switched off)."""
+    """Whether layers use their compiled loops (Numba importable and not switched off)."""
     if _state["enabled"] is None:
         _state["enabled"] = _from_environment()
     return _state["enabled"]
@@ -54,10 +74,25 @@ def enabled():
 
 def set_enabled(on):
     """Use the compiled loops (True, needs Numba) or the NumPy versions (False) from now on."""
-    if on and not numba_installed():
-        raise RuntimeError("jit.set_enabled(True): Numba is not installed; pip install numba "
-                           "(or pip install -e '.[fast]' in a tinygan checkout)")
+    why = _numba_imports() if on else None
+    if why is not None:
+        raise RuntimeError(f"jit.set_enabled(True): {why}; pip install -U numba "
+                           f"(or pip install -e '.[fast]' in a tinygan checkout)")
     _state["enabled"] = bool(on)
+
+
+def usable(*arrays):
+    """Whether a compiled loop may take these arrays: the loops are on, and the arrays are NumPy
+    arrays of ONE dtype, float32 or float64 (Numba has no float16; a loop over mixed dtypes
+    would round once where the NumPy lines round after every pass)."""
+    if not enabled():
+        return False
+    first = arrays[0]
+    return all(type(a) is np.ndarray and a.dtype == first.dtype for a in arrays) and \
+        first.dtype in _LOOP_DTYPES
+
+
+_LOOP_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class _Loop:
@@ -70,7 +105,8 @@ class _Loop:
 
     def __call__(self, *args):
         if self._compiled is None:
-            with _compiling:                   # the threads of parallel.run may all arrive first at once
+            with _compiling:                   # one dispatcher, however many threads arrive first (Numba
+                                               # then compiles under its own lock, on the first call)
                 if self._compiled is None:
                     self._compiled = _compile(self.py) if numba_installed() else self.py
         return self._compiled(*args)

@@ -180,7 +180,7 @@ class Adam(Optimizer):
             threaded = parallel.parts_for(n, size, xp) > 1             # chunks split over threads
             step = n if xp is not np else _CHUNK_THREADED if threaded else _CHUNK
             buffers = (*self.flat, *self.flat_moments)
-            if xp is np and jit.enabled():                             # one compiled pass instead
+            if jit.usable(*buffers) and _python_numbers(self.lr, self.eps):     # one compiled pass instead
                 scalars = self._scalars_as(self.flat[0].dtype)
                 parallel.run(lambda lo, hi: _adam_loop(*(a[lo:hi] for a in buffers), *scalars), n, size, xp,
                              pieces=parallel.PIECES)
@@ -227,6 +227,12 @@ class Adam(Optimizer):
         denom += self.eps                                              # √v/√bias2 + eps
         xp.multiply(m, self.lr / bias1, out=tmp2)
         p -= xp.divide(tmp2, denom, out=tmp2)
+
+
+def _python_numbers(*values):
+    """Whether these are Python numbers, which NumPy rounds to an array's dtype before using them
+    (a NumPy float64 is not rounded: the NumPy lines would then compute in float64)."""
+    return all(type(v) in (int, float) for v in values)
 
 
 @jit.loop

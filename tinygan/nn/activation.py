@@ -75,7 +75,7 @@ class ReLU(_Elementwise):
         dx = like(dout)
 
         def part(y, dout, dx):
-            if xp is np and y.ndim == 1 and jit.enabled():
+            if y.ndim == 1 and jit.usable(y, dout, dx):
                 _relu_backward_loop(y, dout, dx)
             else:
                 xp.multiply(dout, xp.greater(y, 0), out=dx)                     # dout · [y > 0]
@@ -109,7 +109,7 @@ class LeakyReLU(_Elementwise):
 
     def forward(self, x):
         xp, a = get_array_module(x), x.dtype.type(self.negative_slope)
-        if not (xp is np and jit.enabled() and 0 <= a <= 1):
+        if not (jit.usable(x) and 0 <= a <= 1):
             return super().forward(x)
         # compiled: one pass writing y alone. Backward rebuilds the derivative from y, since
         # with 0 <= a, y > 0 exactly where x > 0 (NaN: neither), so dy/dx needs no array of its own.
@@ -131,7 +131,7 @@ class LeakyReLU(_Elementwise):
         xp, dx, a = get_array_module(dout), like(dout), self.y.dtype.type(self.negative_slope)
 
         def part(y, dout, dx):
-            if y.ndim == 1:
+            if y.ndim == 1 and jit.usable(y, dout, dx):
                 _leaky_relu_backward_loop(y, dout, dx, a)
             else:
                 xp.multiply(dout, xp.maximum(xp.greater(y, 0), a), out=dx)

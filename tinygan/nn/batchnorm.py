@@ -76,9 +76,10 @@ class BatchNorm2d(Module):
             else:
                 var = self.running_var[lo:hi]
             inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-            rows = _channel_rows(x_hat, y[:, lo:hi])
+            per_channel = (inv_std, gamma[lo:hi], beta[lo:hi])
+            rows = _channel_rows(x_hat, y[:, lo:hi], per_channel=per_channel)
             if rows is not None:                                             # the three lines below, compiled
-                _scale_shift_loop(*rows, inv_std, gamma[lo:hi], beta[lo:hi])
+                _scale_shift_loop(*rows, *per_channel)
                 return mean, var, inv_std
             x_hat *= inv_std.reshape(c)                                      # x̂ = (x − μ)·inv_std
             ys = xp.multiply(x_hat, gamma[lo:hi].reshape(c), out=y[:, lo:hi])
@@ -109,17 +110,18 @@ class BatchNorm2d(Module):
             dbeta = dy.sum(axis=(0, 2, 3))
             dgamma = xp.einsum("nchw,nchw->c", dy, x_hat)                   # Σ dy·x̂, no dy·x̂ temporary
             scale = self.weight.data[lo:hi] * self.inv_std[lo:hi]           # γ·inv_std
-            rows = _channel_rows(dy, x_hat, dx[:, lo:hi]) if self.mode_at_forward else None
-            if rows is not None:                                             # the four lines below, compiled
+            if self.mode_at_forward:
                 k = scale / M
-                _batchnorm_dx_loop(*rows, scale, k * dgamma, k * dbeta)
-                return dbeta, dgamma
+                k_dgamma, k_dbeta = k * dgamma, k * dbeta
+                rows = _channel_rows(dy, x_hat, dx[:, lo:hi], per_channel=(scale, k_dgamma, k_dbeta))
+                if rows is not None:                                         # the three lines below, compiled
+                    _batchnorm_dx_loop(*rows, scale, k_dgamma, k_dbeta)
+                    return dbeta, dgamma
             dxs = xp.multiply(dy, scale.reshape(c), out=dx[:, lo:hi])       # scale·dy
             if self.mode_at_forward:
                 # dx = scale·dy − (scale/M)·(dβ + x̂·dγ): two more passes over the channels' values
-                k = scale / M
-                dxs -= xp.multiply(x_hat, (k * dgamma).reshape(c), out=like(dxs))
-                dxs -= (k * dbeta).reshape(c)
+                dxs -= xp.multiply(x_hat, k_dgamma.reshape(c), out=like(dxs))
+                dxs -= k_dbeta.reshape(c)
             return dbeta, dgamma
         # the channels split over threads (parallel.py); (C,) sums joined back
         dbeta, dgamma = parallel.joined(parallel.run(per_channel, C, dout.size, xp, pieces=parallel.PIECES), xp)
@@ -130,12 +132,13 @@ class BatchNorm2d(Module):
         return dx
 
 
-def _channel_rows(*arrays):
+def _channel_rows(*arrays, per_channel=()):
     """(N, c, H, W) views stored batch-innermost as (c, H·W·N) matrices (views), or None.
 
-    None — the NumPy lines are used — without Numba, on a GPU, or for any other layout.
+    None — the NumPy lines are used — without Numba, on a GPU, for any other layout, or where
+    the arrays and the ``per_channel`` numbers are not all of one dtype (``jit.usable``).
     """
-    if not jit.enabled() or any(type(a) is not np.ndarray for a in arrays):
+    if not jit.usable(*arrays, *per_channel):
         return None
     rows = [a.transpose(1, 2, 3, 0) for a in arrays]
     if not all(r.flags.c_contiguous for r in rows):

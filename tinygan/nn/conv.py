@@ -62,7 +62,7 @@ def columns(x, k, s, p, workspace, out=None):
     if out is None:
         out = workspace.get("columns", (C * k * k, OH * OW * N), dt, xp)
     x_chwn = x.transpose(1, 2, 3, 0)                 # a view; contiguous for a tinygan activation
-    if xp is np and jit.enabled() and x_chwn.flags.c_contiguous:
+    if jit.usable(x_chwn, out) and x_chwn.flags.c_contiguous:
         return im2col_unpadded(x_chwn, k, s, p, out)     # one compiled pass, padding and all
     x_pad = nchw_to_chwn(x, p, out=workspace.get("padded", (C, H + 2 * p, W + 2 * p, N), dt, xp))
     return im2col_chwn(x_pad, k, s, out=out)
@@ -90,7 +90,7 @@ def convolve_transpose(X, W2, k, s, p, out_size, workspace):
                      out=workspace.get("columns", (O * k * k, H * W * N), dt, xp))   # (O·K·K, H·W·N)
     y = xp.empty((O, OH, OW, N), dtype=dt)
     Hp, Wp = OH + 2 * p, OW + 2 * p
-    if xp is np and jit.enabled():                   # one compiled pass, each pixel gathering its sums
+    if jit.usable(cols, y):                         # one compiled pass, each pixel gathering its sums
         return col2im_gather(cols, y, k, s, crop=p)
     if xp is np and k >= s >= 2:                     # the same sums, by phase (layout.col2im_phases)
         phases = workspace.get("canvas", phase_shape(O, Hp, Wp, N, s, y.itemsize), dt, xp)
