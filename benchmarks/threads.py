@@ -98,14 +98,12 @@ def machine():
 
 
 def _compiled_loops():
-    """tinygan's compiled loops as a few words: 'Numba 0.68.1', or why they are off."""
+    """tinygan's compiled loops as a few words: 'Numba 0.68.1', or why they are off (``jit.why_off``)."""
     import importlib.metadata
-    import importlib.util
-    if importlib.util.find_spec("numba") is None:
-        return "off (no Numba)"
-    if os.environ.get("TINYGAN_JIT", "").strip() == "0":
-        return "off (TINYGAN_JIT=0)"
-    return f"Numba {importlib.metadata.version('numba')}"
+
+    from tinygan import jit                           # imports numpy: only once a benchmark has loaded it
+    why = jit.why_off()
+    return f"Numba {importlib.metadata.version('numba')}" if why is None else f"off ({why})"
 
 
 def machine_line(info=None):

@@ -340,5 +340,18 @@ def test_a_numba_that_does_not_import_means_numpy_and_a_warning(monkeypatch):
     monkeypatch.delenv("TINYGAN_JIT", raising=False)
     with pytest.warns(RuntimeWarning, match="does not import"):
         assert jit.enabled() is False
+    assert "does not import" in jit.why_off()
     with pytest.raises(RuntimeError, match="does not import"):
         jit.set_enabled(True)
+
+
+def test_why_off_names_the_reason(monkeypatch):
+    monkeypatch.setitem(jit._state, "enabled", None)
+    monkeypatch.setenv("TINYGAN_JIT", "0")
+    assert jit.why_off() == "TINYGAN_JIT=0"
+    monkeypatch.delenv("TINYGAN_JIT")
+    monkeypatch.setitem(jit._state, "enabled", False)
+    assert jit.why_off() == ("switched off by jit.set_enabled(False)" if HAVE_NUMBA else "Numba is not installed")
+    if HAVE_NUMBA:
+        monkeypatch.setitem(jit._state, "enabled", True)
+        assert jit.why_off() is None

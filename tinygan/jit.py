@@ -10,7 +10,7 @@ function is called with a given set of argument types.
     def _gather(cols, out, lo, hi):
         for c in range(lo, hi): ...          # plain Python: loops, indexing, arithmetic
 
-    if jit.enabled():                        # Numba installed, not switched off
+    if jit.usable(cols, out):                # Numba on, NumPy arrays of one float dtype
         _gather(cols, out, 0, C)             # compiled (the first call compiles: ~1 s)
     else:
         ...                                  # the NumPy version, always kept beside it
@@ -79,6 +79,15 @@ def set_enabled(on):
         raise RuntimeError(f"jit.set_enabled(True): {why}; pip install -U numba "
                            f"(or pip install -e '.[fast]' in a tinygan checkout)")
     _state["enabled"] = bool(on)
+
+
+def why_off():
+    """None while the compiled loops are on, else why they are off, in a few words."""
+    if enabled():
+        return None
+    if os.environ.get("TINYGAN_JIT", "").strip() == "0":
+        return "TINYGAN_JIT=0"
+    return _numba_imports() or "switched off by jit.set_enabled(False)"
 
 
 def usable(*arrays):

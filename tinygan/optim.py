@@ -176,15 +176,14 @@ class Adam(Optimizer):
         self.step_count += 1
         if self.flat_in_use():
             xp, n = get_array_module(self.flat[0]), self.flat[0].size   # the whole model at once: on NumPy
-            size = 4 * n                                               # in cache-sized chunks, and the
-            threaded = parallel.parts_for(n, size, xp) > 1             # chunks split over threads
-            step = n if xp is not np else _CHUNK_THREADED if threaded else _CHUNK
-            buffers = (*self.flat, *self.flat_moments)
+            size, buffers = 4 * n, (*self.flat, *self.flat_moments)
             if jit.usable(*buffers) and _python_numbers(self.lr, self.eps):     # one compiled pass instead
                 scalars = self._scalars_as(self.flat[0].dtype)
                 parallel.run(lambda lo, hi: _adam_loop(*(a[lo:hi] for a in buffers), *scalars), n, size, xp,
                              pieces=parallel.PIECES)
                 return
+            threaded = parallel.parts_for(n, size, xp) > 1             # in cache-sized chunks, and the
+            step = n if xp is not np else _CHUNK_THREADED if threaded else _CHUNK   # chunks split over threads
 
             def update_range(lo, hi):
                 for i in range(lo, hi, step):

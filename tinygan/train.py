@@ -405,8 +405,9 @@ def announce(r):
         return
     per_step = estimate_step_seconds(r)
     left = (cfg.epochs - s.epoch) * r.n_batches - s.batch
-    loops = "" if cfg.backend != "numpy" else " (compiled loops)" if jit.enabled() else \
-        " (NumPy only: pip install numba for the compiled loops)" if not jit.numba_installed() else " (TINYGAN_JIT=0)"
+    why = jit.why_off()
+    loops = "" if cfg.backend != "numpy" else " (compiled loops)" if why is None else \
+        " (NumPy only: pip install numba for the compiled loops)" if not jit.numba_installed() else f" ({why})"
     _log(f"{cfg.backend}{loops}: {r.n} images {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, "
          f"{r.n_batches} steps/epoch, epochs {s.epoch + 1}..{cfg.epochs}; "
          f"about {cfg.batch_size / per_step:.0f} examples/sec, ETA {format_seconds(left * per_step)}")

@@ -51,16 +51,14 @@ from .module import Module, Parameter, check_cache, check_input
 from .workspace import Workspace
 
 
-def columns(x, k, s, p, workspace, out=None):
-    """colsᵀ(x) (C·K·K, OH·OW·N): every K×K window of x (N, C, H, W), padded by p, as a column.
-
-    Written into ``out`` if given, else into the workspace's "columns" buffer.
+def columns(x, k, s, p, workspace):
+    """colsᵀ(x) (C·K·K, OH·OW·N): every K×K window of x (N, C, H, W), padded by p, as a column,
+    written into the workspace's "columns" buffer.
     """
     N, C, H, W = x.shape
     xp, dt = backend.get_array_module(x), x.dtype
     OH, OW = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
-    if out is None:
-        out = workspace.get("columns", (C * k * k, OH * OW * N), dt, xp)
+    out = workspace.get("columns", (C * k * k, OH * OW * N), dt, xp)
     x_chwn = x.transpose(1, 2, 3, 0)                 # a view; contiguous for a tinygan activation
     if jit.usable(x_chwn, out) and x_chwn.flags.c_contiguous:
         return im2col_unpadded(x_chwn, k, s, p, out)     # one compiled pass, padding and all
