@@ -82,8 +82,9 @@ def machine():
     try:
         from threadpoolctl import threadpool_info
         blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-        # numpy's own (torch, when loaded, brings a BLAS of its own, which may be listed first)
-        blas.sort(key=lambda p: "numpy" not in p.get("filepath", "") and "scipy_openblas" not in p.get("filepath", ""))
+        # numpy's own first: torch, once loaded, may bring SciPy (torch._dynamo imports it), whose OpenBLAS
+        # is another build ("libscipy_openblas-…" in scipy.libs beside numpy.libs' "libscipy_openblas64_-…")
+        blas.sort(key=lambda p: "numpy.libs" not in p.get("filepath", "") and "numpy/" not in p.get("filepath", ""))
         if blas:
             b = blas[0]
             info["blas"] = {"library": b.get("internal_api"), "kernel": b.get("architecture"),
