@@ -11,6 +11,10 @@ steps, where the per-epoch chores weigh most.
 The ratio is (steps / the run's wall time, start-up included) / (bare steps per second), the
 bare rate counted the same way as the run's: steps over the time they took together (the
 median step's rate is printed beside it; one slow step weighs in a run, and so it does here).
+On a shared machine the speed can swing by 20% from one minute to the next, so the run is
+also held against its own ``train_step`` calls, timed as they ran: (steps / wall time) /
+(steps / the time inside train_step) is the share of the run that was training steps, with
+both sides measured in the same minutes.
 """
 import argparse
 import os
@@ -27,8 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import threads as threadctl  # noqa: E402
 
 
-def timed(cb, seconds):
-    """Wrap a callback so that the time of each of its calls is added to ``seconds[name]``."""
+def timed(cb, seconds, calls):
+    """Wrap a callback so that the time of each of its calls is added to ``seconds[name]``, and
+    each time it really ran counted in ``calls[name]`` (a Throttled callback's inner one)."""
     name = repr(cb)
     for method in ("on_start", "on_epoch_end"):
         inner = getattr(cb, method)
@@ -40,6 +45,13 @@ def timed(cb, seconds):
             finally:
                 seconds[f"{name}.{_method}"] += time.perf_counter() - t
         setattr(cb, method, wrapped)
+        worker = getattr(cb, "callback", cb)                 # Throttled(...) runs .callback or skips it
+        inner_of_worker = getattr(worker, method)
+
+        def counted(*args, _inner=inner_of_worker, _key=f"{name}.{method}"):
+            calls[_key] += 1
+            return _inner(*args)
+        setattr(worker, method, counted)
     return cb
 
 
@@ -50,7 +62,9 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--recipe", default="sprites", help="paper, d2l or sprites (the demo's, default)")
-    ap.add_argument("--bare-steps", type=int, default=52, help="bare train_step calls timed afterwards")
+    ap.add_argument("--bare-steps", type=int, default=260,
+                    help="bare train_step calls timed afterwards (260: ~20 s at the demo's size, "
+                         "long enough that the machine's swings average out)")
     args = ap.parse_args(argv)
     threadctl.configure(args.threads)
 
@@ -59,25 +73,29 @@ def main(argv=None):
     from tinygan import dcgan
     from tinygan.train import Config, run
 
-    seconds = defaultdict(float)
-    steps = {"n": 0}
+    seconds, calls = defaultdict(float), defaultdict(int)
+    in_run = []                                       # each train_step's seconds during the run
     real_step = dcgan.train_step
 
     import tinygan.train as train_mod
 
-    def counting(*a, **k):
-        steps["n"] += 1
-        return real_step(*a, **k)
-    train_mod.train_step = counting
+    def timed_step(*a, **k):
+        t = time.perf_counter()
+        try:
+            return real_step(*a, **k)
+        finally:
+            in_run.append(time.perf_counter() - t)
+    train_mod.train_step = timed_step
     with tempfile.TemporaryDirectory() as out:
         cfg = Config(data=args.data, limit=args.limit, epochs=args.epochs, out=out, progress=False,
                      recipe=args.recipe)
-        chores = [timed(cb, seconds) for cb in pokemon.chores(cfg)]
+        chores = [timed(cb, seconds, calls) for cb in pokemon.chores(cfg)]
         t = time.perf_counter()
         summary = run(cfg, callbacks=chores)
         wall = time.perf_counter() - t
     train_mod.train_step = real_step
     run_steps = summary["steps"]
+    loop_steps = in_run[-run_steps:]                  # the run's own steps (before them: the ETA's two)
 
     # the bare step: same network size, same batch, after warm-up
     cfgr = cfg.resolved()
@@ -96,17 +114,20 @@ def main(argv=None):
         if i >= 4:
             times.append(time.perf_counter() - t)
     bare, bare_median = len(times) / sum(times), 1 / statistics.median(times)
+    own = len(loop_steps) / sum(loop_steps)
     whole = run_steps / wall
     print(f"\nrecipe {cfgr.recipe}; run: {run_steps} steps ({args.epochs} epochs of {run_steps // args.epochs}) in {wall:.1f} s wall "
           f"(training loop {summary['seconds']:.1f} s), {whole:.2f} steps/s")
-    print(f"bare train_step: {bare:.2f} steps/s ({len(times)} steps in {sum(times):.2f} s; "
+    print(f"bare train_step afterwards: {bare:.2f} steps/s ({len(times)} steps in {sum(times):.2f} s; "
           f"the median step's rate {bare_median:.2f})")
-    print(f"whole run / bare step: {whole / bare:.3f}")
-    print("time in the callbacks (s, all epochs):")
+    print(f"the run's own train_step calls: {own:.2f} steps/s ({len(loop_steps)} steps in {sum(loop_steps):.1f} s)")
+    print(f"whole run / bare step afterwards: {whole / bare:.3f}")
+    print(f"whole run / its own steps:        {whole / own:.3f}  (the same minutes: immune to the machine's swings)")
+    print("time in the callbacks (s, all epochs; how many times each ran):")
     for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:<28} {v:6.2f}")
+        print(f"  {k:<52} {v:6.2f}  {calls[k]}×")
     other = wall - summary["seconds"] - sum(seconds.values())
-    print(f"  start-up and the rest        {other:6.2f}  (data, model, the ETA's two timed steps)")
+    print(f"  {'start-up and the rest':<52} {other:6.2f}  (data, model, the ETA's two timed steps)")
 
 
 if __name__ == "__main__":

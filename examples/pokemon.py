@@ -195,9 +195,9 @@ def chores(cfg):
     cheap = cb.Throttled                 # after the first and last epochs, else while it costs < share
     return [*([cb.SWD(cfg.swd_every)] if cfg.swd_every else []),   # record["swd"], before it is saved
             cb.DWinsWarning(),                                     # D rejects every fake: say so, once
-            cheap(cb.Checkpoint(), 0.01), cb.LogFile(),            # checkpoint.npz, log.jsonl
-            cheap(cb.SampleGrids(), 0.005),                        # samples_epoch_NNN.png
-            cheap(cb.ProgressGif(), 0.0025), cheap(cb.LossPlot(), 0.0025),   # progress.gif, losses.png
+            cheap(cb.Checkpoint(), 0.004), cb.LogFile(),           # checkpoint.npz, log.jsonl
+            cheap(cb.SampleGrids(), 0.0025),                       # samples_epoch_NNN.png
+            cheap(cb.ProgressGif(), 0.001), cheap(cb.LossPlot(), 0.0025),   # progress.gif, losses.png
             *([] if cfg.progress else [cb.EpochLine()])]           # --no-progress: a line per epoch
 
 

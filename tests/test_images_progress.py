@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from tinygan.data import load_image
-from tinygan.images import make_grid, save_grid, save_loss_plot
+from tinygan.images import RAW_POINTS, envelope, make_grid, save_grid, save_loss_plot
 from tinygan.progress import Progress, format_seconds
 
 
@@ -35,6 +35,33 @@ def test_loss_plot_is_a_png(tmp_path):
     img = Image.open(tmp_path / "l.png")
     assert img.format == "PNG" and img.size[0] > 500
     assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 10   # not blank
+
+
+def test_envelope_is_each_bin_of_steps_smallest_and_largest_value():
+    v = np.random.default_rng(1).normal(size=1003)
+    x, low, high = envelope(v, 10)
+    edges = np.linspace(0, 1003, 11).astype(int)
+    np.testing.assert_array_equal(x, edges[:-1] + 1)                        # 1-based steps, as plotted
+    for i in range(10):                                                     # the plain way, bin by bin
+        assert low[i] == v[edges[i]:edges[i + 1]].min() and high[i] == v[edges[i]:edges[i + 1]].max()
+
+
+def test_long_loss_plot_keeps_a_one_step_spike(tmp_path):
+    # beyond RAW_POINTS steps the faint line becomes the band it covers; binning must not lose
+    # an outlier: the band of the spike's bin reaches up to it, and the axis shows it
+    from tinygan.images import loss_figure, pyplot
+    rng = np.random.default_rng(0)
+    n = 5 * RAW_POINTS
+    loss_D, loss_G = rng.uniform(0.5, 1, n), rng.uniform(1, 2, n)
+    loss_G[1234] = 9.0
+    fig = loss_figure(loss_D, loss_G, steps_per_epoch=26)
+    ax = fig.axes[0]
+    bands = ax.collections                                   # fill_between: one band per loss
+    assert len(bands) == 2 and len(ax.lines) == 2            # and no line through all 5,000 points
+    assert all(len(line.get_xdata()) <= RAW_POINTS for line in ax.lines)
+    top = max(path.vertices[:, 1].max() for path in bands[1].get_paths())
+    assert top == 9.0 and ax.get_ylim()[1] >= 9.0
+    pyplot().close(fig)
 
 
 def test_progress_line_counts_and_final_line_only_when_not_a_terminal():

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from . import backend
-from .images import save_grid, save_loss_plot, save_progress_gif
+from .images import pyplot, save_grid, save_loss_plot, save_progress_gif
 from .io import atomic_write
 from .nn import sampling
 from .swd import swd
@@ -161,6 +161,15 @@ class ProgressGif(Callback):
 class LossPlot(Callback):
     """losses.png: loss_D and loss_G per step."""
 
+    def on_start(self, run):
+        # matplotlib's import and first figure (most of a second) here, once, so that Throttled
+        # weighs the plot by what each later one costs (~0.1 s), not by the first
+        plt = pyplot()
+        fig = plt.figure(figsize=(1, 1))
+        fig.text(0.5, 0.5, "0")
+        fig.canvas.draw()                                   # loads the fonts
+        plt.close(fig)
+
     def on_epoch_end(self, run, record):
         s = run.state
         save_loss_plot(s.loss_D, s.loss_G, os.path.join(run.cfg.out, "losses.png"), run.n_batches)
@@ -178,11 +187,13 @@ class EpochLine(Callback):
 def standard(cfg):
     """The chores of a documented run, in order: metrics first, then what saves them.
 
-    Each throttled chore may take its share of the training time, 2% in all (epochs of
-    26 steps: a whole run at about 0.95 of the bare step's speed, benchmarks/run_overhead.py;
-    the sample grids' share halved on 2026-12-03, when the compiled loops made steps faster).
+    Each throttled chore may take its share of the training time, 1% in all: on epochs of
+    26 steps at the demo's size that is a checkpoint about every 4 epochs (7 s of training)
+    and a sample grid about every 10, a whole run at about 0.96 of the bare step's speed
+    (benchmarks/run_overhead.py). The shares were 2% in all until 2026-12-03; compiled loops
+    made the steps faster, and a chore's share grows as the steps get faster.
     """
     return [*([SWD(cfg.swd_every)] if cfg.swd_every else []), DWinsWarning(),
-            Throttled(Checkpoint(), 0.01), LogFile(),
-            Throttled(SampleGrids(), 0.005), Throttled(ProgressGif(), 0.0025), Throttled(LossPlot(), 0.0025),
+            Throttled(Checkpoint(), 0.004), LogFile(),
+            Throttled(SampleGrids(), 0.0025), Throttled(ProgressGif(), 0.001), Throttled(LossPlot(), 0.0025),
             *([] if cfg.progress else [EpochLine()])]

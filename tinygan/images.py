@@ -69,21 +69,50 @@ def save_grid(images, path, nrow=None, scale=1):
     save_png(make_grid(images, nrow), path, scale)
 
 
-def save_loss_plot(loss_D, loss_G, path, steps_per_epoch=None, title="DCGAN losses"):
-    """Plot per-step loss_D and loss_G (with a moving average) to ``path`` (PNG)."""
+# A faint line through every step's loss stops being readable, and gets slow to draw, once the
+# steps outnumber the plot's pixel columns (~700): beyond RAW_POINTS it is drawn as the band it
+# covers, each bin of steps from its smallest loss to its largest.
+RAW_POINTS = 1000
+
+
+def envelope(values, bins):
+    """(x, low, high): ``values`` (n,) cut into ``bins`` runs of steps, each run's first step
+    (1-based) and its smallest and largest value — what a line through all n would cover."""
+    edges = np.linspace(0, len(values), bins + 1).astype(np.int64)
+    starts = edges[:-1]
+    return starts + 1, np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
+
+
+def pyplot():
+    """matplotlib.pyplot on its file-only backend (Agg). Its first import and first figure take
+    most of a second; ``callbacks.LossPlot`` calls this at the start of a run for that reason."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+
+def save_loss_plot(loss_D, loss_G, path, steps_per_epoch=None, title="DCGAN losses"):
+    """Plot per-step loss_D and loss_G (with a moving average) to ``path`` (PNG)."""
+    save_figure(loss_figure(loss_D, loss_G, steps_per_epoch, title), path)
+
+
+def loss_figure(loss_D, loss_G, steps_per_epoch=None, title="DCGAN losses"):
+    """The figure of ``save_loss_plot``: each loss faint (a line, or its band when long) and its moving average."""
+    fig, ax = pyplot().subplots(figsize=(7, 3.5), dpi=110)
     for values, name, color in ((loss_D, "loss_D", "tab:blue"), (loss_G, "loss_G", "tab:orange")):
         v = np.asarray(values, dtype=np.float64)
         steps = np.arange(1, len(v) + 1)
-        ax.plot(steps, v, color=color, alpha=0.25, lw=0.8)
+        if len(v) <= RAW_POINTS:
+            ax.plot(steps, v, color=color, alpha=0.25, lw=0.8)
+        else:
+            x, low, high = envelope(v, RAW_POINTS // 2)
+            ax.fill_between(x, low, high, color=color, alpha=0.25, lw=0, step="post")
         k = max(1, min(len(v) // 20, 50))
         if len(v) >= k > 1:
             smooth = np.convolve(v, np.ones(k) / k, mode="valid")
-            ax.plot(steps[k - 1:], smooth, color=color, lw=1.6, label=f"{name} (mean of {k})")
+            every = -(-len(smooth) // RAW_POINTS)          # a mean of 50 barely moves from one step to the next
+            ax.plot(steps[k - 1::every], smooth[::every], color=color, lw=1.6, label=f"{name} (mean of {k})")
         else:
             ax.plot(steps, v, color=color, lw=1.6, label=name)
     ax.set_xlabel("step" + (f" ({steps_per_epoch} per epoch)" if steps_per_epoch else ""))
@@ -91,17 +120,15 @@ def save_loss_plot(loss_D, loss_G, path, steps_per_epoch=None, title="DCGAN loss
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    save_figure(fig, path)
+    return fig
 
 
 def save_figure(fig, path):
     """Lay out a matplotlib figure, write it to ``path`` as PNG (atomically) and close it."""
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 # ---------------------------------------------------------------------------------------
