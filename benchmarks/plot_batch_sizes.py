@@ -58,15 +58,16 @@ def plot(results, out):
     ax.set_xscale("log", base=2)
     ax.set_xticks(bs)
     ax.set_xticklabels([str(b) for b in bs])
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, 1.15 * ax.get_ylim()[1])            # room above the top point for its ratio
     ax.set_xlabel("batch size")
     ax.set_ylabel("examples / second (median)")
     r0 = results[0]
     loads = sorted(r["load_average"][0] for r in results if "load_average" in r)
     load = f", load average {loads[len(loads) // 2]:.1f}" if loads else ""
     m = r0.get("machine", {})
+    loops = f"; compiled loops {m['loops']}" if m.get("loops") else ""
     where = (f"{m['cpu']}, {m['cores']} cores; OpenBLAS {m.get('blas', {}).get('version', '')} "
-             f"{m.get('blas', {}).get('kernel', '')}\n") if m else ""
+             f"{m.get('blas', {}).get('kernel', '')}{loops}\n") if m else ""
     ax.set_title(f"DCGAN {r0['image_size']}×{r0['image_size']} training step, {r0['threads']} threads, CPU{load}\n"
                  f"{where}(×: tinygan / PyTorch, median of interleaved pairs)", fontsize=9)
     ax.grid(True, alpha=0.3)

@@ -107,7 +107,9 @@ def loss_figure(loss_D, loss_G, steps_per_epoch=None, title="DCGAN losses"):
             ax.plot(steps, v, color=color, alpha=0.25, lw=0.8)
         else:
             x, low, high = envelope(v, RAW_POINTS // 2)
-            ax.fill_between(x, low, high, color=color, alpha=0.25, lw=0, step="post")
+            # each bin drawn flat from its first step to the next bin's ("post"); the last to the last step
+            ax.fill_between(np.append(x, len(v)), np.append(low, low[-1]), np.append(high, high[-1]),
+                            color=color, alpha=0.25, lw=0, step="post")
         k = max(1, min(len(v) // 20, 50))
         if len(v) >= k > 1:
             smooth = np.convolve(v, np.ones(k) / k, mode="valid")
