@@ -188,10 +188,11 @@ def standard(cfg):
     """The chores of a documented run, in order: metrics first, then what saves them.
 
     Each throttled chore may take its share of the training time, 1% in all: on epochs of
-    26 steps at the demo's size (1.7 s each) that was a checkpoint every 4 epochs, a sample
-    grid every 17 and a loss plot every 30, and a whole run at 0.968 of its steps' speed
-    (benchmarks/run_overhead.py, 120 epochs, 2026-12-03). The shares were 2% in all until 2026-12-03; compiled loops
-    made the steps faster, and a chore's share grows as the steps get faster.
+    26 steps at the demo's size (1.7 s each) that was a checkpoint every 4–5 epochs, a
+    sample grid every 17–20 and a loss plot every 30, and a whole run at 0.966–0.968 of its
+    steps' speed (benchmarks/run_overhead.py, 120 epochs, 2026-12-03). The shares were 2%
+    in all until then: the compiled loops had made the steps faster, and the same chores
+    had become a larger share of them.
     """
     return [*([SWD(cfg.swd_every)] if cfg.swd_every else []), DWinsWarning(),
             Throttled(Checkpoint(), 0.004), LogFile(),
