@@ -95,7 +95,9 @@ def main(argv=None):
         wall = time.perf_counter() - t
     train_mod.train_step = real_step
     run_steps = summary["steps"]
-    loop_steps = in_run[-run_steps:]                  # the run's own steps (before them: the ETA's two)
+    if run_steps == 0:
+        sys.exit("run_overhead: the run trained no steps (pass --epochs 1 or more)")
+    loop_steps = in_run[len(in_run) - run_steps:]     # the run's own steps (before them: the ETA's two)
 
     # the bare step: same network size, same batch, after warm-up
     cfgr = cfg.resolved()

@@ -84,7 +84,10 @@ def machine():
         blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         # numpy's own first: torch, once loaded, may bring SciPy (torch._dynamo imports it), whose OpenBLAS
         # is another build ("libscipy_openblas-…" in scipy.libs beside numpy.libs' "libscipy_openblas64_-…")
-        blas.sort(key=lambda p: "numpy.libs" not in p.get("filepath", "") and "numpy/" not in p.get("filepath", ""))
+        import numpy as np
+        root = os.path.dirname(np.__file__)
+        numpy_dirs = (root + os.sep, os.path.join(os.path.dirname(root), "numpy.libs") + os.sep)
+        blas.sort(key=lambda p: not p.get("filepath", "").startswith(numpy_dirs))
         if blas:
             b = blas[0]
             info["blas"] = {"library": b.get("internal_api"), "kernel": b.get("architecture"),

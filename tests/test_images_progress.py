@@ -2,6 +2,7 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tinygan.data import load_image
@@ -46,6 +47,11 @@ def test_envelope_is_each_bin_of_steps_smallest_and_largest_value():
         assert low[i] == v[edges[i]:edges[i + 1]].min() and high[i] == v[edges[i]:edges[i + 1]].max()
 
 
+def test_envelope_refuses_more_bins_than_values():
+    with pytest.raises(ValueError, match="envelope: 5 bins of 3 values"):
+        envelope(np.zeros(3), 5)
+
+
 def test_long_loss_plot_keeps_a_one_step_spike(tmp_path):
     # beyond RAW_POINTS steps the faint line becomes the band it covers; binning must not lose
     # an outlier: the band of the spike's bin reaches up to it, and the axis shows it
@@ -59,6 +65,8 @@ def test_long_loss_plot_keeps_a_one_step_spike(tmp_path):
     bands = ax.collections                                   # fill_between: one band per loss
     assert len(bands) == 2 and len(ax.lines) == 2            # and no line through all 5,000 points
     assert all(len(line.get_xdata()) <= RAW_POINTS for line in ax.lines)
+    assert all(line.get_xdata()[-1] == n for line in ax.lines)   # the moving average reaches the last step
+    assert max(path.vertices[:, 0].max() for path in bands[0].get_paths()) == n   # and so does the band
     top = max(path.vertices[:, 1].max() for path in bands[1].get_paths())
     assert top == 9.0 and ax.get_ylim()[1] >= 9.0
     pyplot().close(fig)

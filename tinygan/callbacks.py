@@ -163,7 +163,7 @@ class LossPlot(Callback):
 
     def on_start(self, run):
         # matplotlib's import and first figure (most of a second) here, once, so that Throttled
-        # weighs the plot by what each later one costs (~0.1 s), not by the first
+        # weighs the plot by what each later one costs (~0.25 s), not by the first
         plt = pyplot()
         fig = plt.figure(figsize=(1, 1))
         fig.text(0.5, 0.5, "0")
@@ -189,7 +189,8 @@ def standard(cfg):
 
     Each throttled chore may take its share of the training time, 1% in all: on epochs of
     26 steps at the demo's size (1.7 s each) that was a checkpoint every 4–5 epochs, a
-    sample grid every 17–20 and a loss plot every 30, and a whole run at 0.966–0.968 of its
+    sample grid every 17–20 and a loss plot after about 100 s of training (4 in 120 epochs,
+    the first and last included), and a whole run at 0.966–0.968 of its
     steps' speed (benchmarks/run_overhead.py, 120 epochs, 2026-12-03). The shares were 2%
     in all until then: the compiled loops had made the steps faster, and the same chores
     had become a larger share of them.

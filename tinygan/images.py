@@ -77,7 +77,10 @@ RAW_POINTS = 1000
 
 def envelope(values, bins):
     """(x, low, high): ``values`` (n,) cut into ``bins`` runs of steps, each run's first step
-    (1-based) and its smallest and largest value — what a line through all n would cover."""
+    (1-based) and its smallest and largest value — what a line through all n would cover.
+    Needs 0 < bins ≤ n (``loss_figure`` calls it with n > RAW_POINTS and RAW_POINTS // 2 bins)."""
+    if not 0 < bins <= len(values):
+        raise ValueError(f"envelope: {bins} bins of {len(values)} values; needs 0 < bins <= len(values)")
     edges = np.linspace(0, len(values), bins + 1).astype(np.int64)
     starts = edges[:-1]
     return starts + 1, np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
@@ -113,8 +116,9 @@ def loss_figure(loss_D, loss_G, steps_per_epoch=None, title="DCGAN losses"):
         k = max(1, min(len(v) // 20, 50))
         if len(v) >= k > 1:
             smooth = np.convolve(v, np.ones(k) / k, mode="valid")
-            every = -(-len(smooth) // RAW_POINTS)          # a mean of 50 barely moves from one step to the next
-            ax.plot(steps[k - 1::every], smooth[::every], color=color, lw=1.6, label=f"{name} (mean of {k})")
+            # a mean of 50 barely moves from one step to the next: at most RAW_POINTS of it, the last step's included
+            keep = np.unique(np.linspace(0, len(smooth) - 1, min(len(smooth), RAW_POINTS)).round().astype(np.int64))
+            ax.plot(steps[k - 1:][keep], smooth[keep], color=color, lw=1.6, label=f"{name} (mean of {k})")
         else:
             ax.plot(steps, v, color=color, lw=1.6, label=name)
     ax.set_xlabel("step" + (f" ({steps_per_epoch} per epoch)" if steps_per_epoch else ""))
@@ -127,10 +131,12 @@ def loss_figure(loss_D, loss_G, steps_per_epoch=None, title="DCGAN losses"):
 
 def save_figure(fig, path):
     """Lay out a matplotlib figure, write it to ``path`` as PNG (atomically) and close it."""
+    import matplotlib.pyplot as plt                   # the caller's backend, whichever made the figure
+
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
-    pyplot().close(fig)
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------
