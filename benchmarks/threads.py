@@ -110,6 +110,46 @@ def _compiled_loops():
     return f"Numba {importlib.metadata.version('numba')}" if why is None else f"off ({why})"
 
 
+def yardstick(torch=None, n=2048, repeats=5):
+    """This machine's speed right now, as one float32 GEMM (n×n by n×n) in GFLOP/s, best of
+    ``repeats``: NumPy's (OpenBLAS), and PyTorch's when ``torch`` (the module) is given.
+
+    Machines of one kind differ, and one machine's speed swings from minute to minute; a
+    step's GFLOP/s beside this figure (the share of the machine's own product speed it
+    reaches) compares across machines where examples/sec do not.
+    """
+    import time
+
+    import numpy as np
+
+    def best(mm, a, b):
+        mm(a, b)                                                    # warm-up: threads, pages
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            mm(a, b)
+            times.append(time.perf_counter() - t)
+        return 2 * n ** 3 / min(times) / 1e9
+
+    a, b = (np.random.default_rng(i).standard_normal((n, n), dtype=np.float32) for i in (0, 1))
+    out = {"n": n, "numpy_gflops": best(np.matmul, a, b)}
+    if torch is not None:
+        out["torch_gflops"] = best(torch.mm, torch.from_numpy(a), torch.from_numpy(b))
+    return out
+
+
+def yardstick_line(y, step_gflops=None):
+    """``yardstick()`` as one line; ``step_gflops``: {'tinygan': …, 'torch': …} to set beside it."""
+    pt = f", PyTorch {y['torch_gflops']:.0f}" if "torch_gflops" in y else ""
+    line = f"yardstick: float32 GEMM {y['n']}x{y['n']} now: NumPy {y['numpy_gflops']:.0f} GFLOP/s{pt}"
+    if step_gflops:
+        shares = [f"tinygan's step {step_gflops['tinygan'] / y['numpy_gflops']:.2f} of NumPy's"]
+        if "torch" in step_gflops and "torch_gflops" in y:
+            shares.append(f"PyTorch's {step_gflops['torch'] / y['torch_gflops']:.2f} of PyTorch's")
+        line += "; " + ", ".join(shares)
+    return line
+
+
 def machine_line(info=None):
     """``machine()`` as the one line a benchmark prints under its table."""
     m = info or machine()

@@ -376,6 +376,8 @@ def main(argv=None):
     except OSError:
         pass
     result["machine"] = threadctl.machine()
+    if args.backend == "numpy":                      # this machine's product speed now, for comparing machines
+        result["yardstick"] = threadctl.yardstick(torch if run_pt else None)
 
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
@@ -428,6 +430,9 @@ def format_table(r):
                  + (f"; load average at the end {r['load_average'][0]:.2f}" if "load_average" in r else ""))
     if "machine" in r:
         lines.append(threadctl.machine_line(r["machine"]))
+    if "yardstick" in r:
+        steps = {"tinygan": tg["gflops_per_sec"], **({"torch": pt["gflops_per_sec"]} if pt else {})}
+        lines.append(threadctl.yardstick_line(r["yardstick"], steps))
     return "\n".join(lines)
 
 

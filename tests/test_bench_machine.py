@@ -26,3 +26,13 @@ def test_machine_line_takes_numpys_openblas_not_scipys(monkeypatch, checkout):
     monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: info)
     assert threadctl.machine()["blas"]["version"] == "0.3.31.188.0"
     assert "openblas 0.3.31.188.0 kernel Haswell" in threadctl.machine_line()
+
+
+def test_yardstick_measures_a_product_and_sets_the_steps_beside_it():
+    y = threadctl.yardstick(n=64, repeats=2)
+    assert y["n"] == 64 and y["numpy_gflops"] > 0 and "torch_gflops" not in y
+    y = {"n": 2048, "numpy_gflops": 150.0, "torch_gflops": 160.0}
+    line = threadctl.yardstick_line(y, {"tinygan": 105.0, "torch": 80.0})
+    assert line == ("yardstick: float32 GEMM 2048x2048 now: NumPy 150 GFLOP/s, PyTorch 160; "
+                    "tinygan's step 0.70 of NumPy's, PyTorch's 0.50 of PyTorch's")
+    assert threadctl.yardstick_line({"n": 8, "numpy_gflops": 2.0}) == "yardstick: float32 GEMM 8x8 now: NumPy 2 GFLOP/s"
