@@ -229,7 +229,7 @@ SUBJECTS = {    # name: (run(dtype) -> arrays to compare, the loops it calls as 
                          [("tinygan.nn.batchnorm", "_scale_shift_loop"), ("tinygan.nn.batchnorm", "_batchnorm_dx_loop")]),
     "batchnorm, eval": (lambda dtype: _batchnorm_pass(dtype, False), [("tinygan.nn.batchnorm", "_scale_shift_loop")]),
     "activations": (_activation_passes, [("tinygan.nn.activation", name) for name in
-                                         ("_relu_backward_loop", "_leaky_relu_loop", "_leaky_relu_backward_loop")]),
+                                         ("_gate_loop",)]),
 }
 
 

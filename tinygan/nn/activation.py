@@ -17,8 +17,6 @@ Compiled loops. Where Numba is installed (``tinygan.jit``), ReLU's backward and 
 forward, two NumPy passes and a temporary each, are one loop over the numbers: the same
 arithmetic, one pass (and LeakyReLU keeps its output instead of its derivative, as ReLU does).
 """
-import numpy as np
-
 from .. import jit, parallel
 from ..backend import get_array_module
 from .module import Module, check_cache
@@ -76,7 +74,7 @@ class ReLU(_Elementwise):
 
         def part(y, dout, dx):
             if y.ndim == 1 and jit.usable(y, dout, dx):
-                _relu_backward_loop(y, dout, dx)
+                _gate_loop(y, dout, dx, dout.dtype.type(0))                  # dout · (1 where y > 0 else 0)
             else:
                 xp.multiply(dout, xp.greater(y, 0), out=dx)                     # dout · [y > 0]
         parallel.elementwise(part, self.y, dout, dx)
@@ -108,19 +106,14 @@ class LeakyReLU(_Elementwise):
         return y, local
 
     def forward(self, x):
-        xp, a = get_array_module(x), x.dtype.type(self.negative_slope)
+        a = x.dtype.type(self.negative_slope)
         if not (jit.usable(x) and 0 <= a <= 1):
             return super().forward(x)
         # compiled: one pass writing y alone. Backward rebuilds the derivative from y, since
         # with 0 <= a, y > 0 exactly where x > 0 (NaN: neither), so dy/dx needs no array of its own.
         self.y, self.local = like(x), None
 
-        def part(x, y):
-            if x.ndim == 1:
-                _leaky_relu_loop(x, y, a)
-            else:                                         # layouts elementwise could not flatten
-                xp.multiply(x, xp.maximum(xp.greater(x, 0), a), out=y)
-        parallel.elementwise(part, x, self.y)
+        parallel.elementwise(lambda x, y: _leaky_gate(x, x, y, a), x, self.y)    # y = x · (1 or a)
         self.out_shape = x.shape
         return self.y
 
@@ -128,14 +121,8 @@ class LeakyReLU(_Elementwise):
         if getattr(self, "local", None) is not None or getattr(self, "y", None) is None:
             return super().backward(dout)                 # after a NumPy forward (or before any)
         check_cache(self, dout, self.out_shape)
-        xp, dx, a = get_array_module(dout), like(dout), self.y.dtype.type(self.negative_slope)
-
-        def part(y, dout, dx):
-            if y.ndim == 1 and jit.usable(y, dout, dx):
-                _leaky_relu_backward_loop(y, dout, dx, a)
-            else:
-                xp.multiply(dout, xp.maximum(xp.greater(y, 0), a), out=dx)
-        parallel.elementwise(part, self.y, dout, dx)
+        dx, a = like(dout), self.y.dtype.type(self.negative_slope)
+        parallel.elementwise(lambda y, dout, dx: _leaky_gate(y, dout, dx, a), self.y, dout, dx)
         return dx
 
 
@@ -162,25 +149,20 @@ class Sigmoid(_Elementwise):
         return y, y * (1 - y)
 
 
-@jit.loop
-def _relu_backward_loop(y, dout, dx):
-    """dx = dout · [y > 0] for 1-D arrays, one pass (the multiplication by 1 or 0 kept: −0.0, NaN as NumPy)."""
-    one, zero = dout.dtype.type(1), dout.dtype.type(0)
-    for i in range(y.size):
-        dx[i] = dout[i] * (one if y[i] > 0 else zero)
+def _leaky_gate(w, v, out, a):
+    """out = v · (1 where w > 0 else a): LeakyReLU's forward (w = v = x) and backward (w = y,
+    v = dout) alike; one compiled pass on 1-D arrays, else the NumPy lines."""
+    if w.ndim == 1 and jit.usable(w, v, out):
+        _gate_loop(w, v, out, a)
+    else:                                                 # layouts elementwise could not flatten
+        xp = get_array_module(v)
+        xp.multiply(v, xp.maximum(xp.greater(w, 0), a), out=out)
 
 
 @jit.loop
-def _leaky_relu_loop(x, y, a):
-    """y = x · (1 where x > 0 else a) for 1-D arrays: LeakyReLU's forward, one pass, no derivative array."""
-    one = x.dtype.type(1)
-    for i in range(x.size):
-        y[i] = x[i] * (one if x[i] > 0 else a)
-
-
-@jit.loop
-def _leaky_relu_backward_loop(y, dout, dx, a):
-    """dx = dout · (1 where y > 0 else a) for 1-D arrays — the forward's derivative, rebuilt from y."""
-    one = y.dtype.type(1)
-    for i in range(y.size):
-        dx[i] = dout[i] * (one if y[i] > 0 else a)
+def _gate_loop(w, v, out, a):
+    """out = v · (1 where w > 0 else a) for 1-D arrays, one pass: ReLU's backward (a = 0) and
+    LeakyReLU's forward and backward. The multiplication by 1, 0 or a is kept (−0.0 and NaN as NumPy's)."""
+    one = v.dtype.type(1)
+    for i in range(v.size):
+        out[i] = v[i] * (one if w[i] > 0 else a)
