@@ -27,11 +27,16 @@ def configure(n):
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", SHORT_SPIN)
 
 
+def _numpy_dirs():
+    """numpy's package folder and the numpy.libs folder of its bundled libraries (wheels on Linux)."""
+    import numpy as np
+    root = os.path.dirname(np.__file__)
+    return root, os.path.join(os.path.dirname(root), "numpy.libs")
+
+
 def _openblas():
     """numpy's bundled OpenBLAS as a ctypes library, or None."""
-    import numpy as np
-    libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in glob.glob(os.path.join(libdir, "*openblas*.so*")):
+    for path in glob.glob(os.path.join(_numpy_dirs()[1], "*openblas*.so*")):
         try:
             return ctypes.CDLL(path)
         except OSError:
@@ -84,9 +89,7 @@ def machine():
         blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         # numpy's own first: torch, once loaded, may bring SciPy (torch._dynamo imports it), whose OpenBLAS
         # is another build ("libscipy_openblas-…" in scipy.libs beside numpy.libs' "libscipy_openblas64_-…")
-        import numpy as np
-        root = os.path.dirname(np.__file__)
-        numpy_dirs = (root + os.sep, os.path.join(os.path.dirname(root), "numpy.libs") + os.sep)
+        numpy_dirs = tuple(d + os.sep for d in _numpy_dirs())
         blas.sort(key=lambda p: not p.get("filepath", "").startswith(numpy_dirs))
         if blas:
             b = blas[0]
