@@ -239,7 +239,10 @@ SUBJECTS = {    # name: (run(dtype) -> arrays to compare, the loops it calls as 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_each_compiled_loop_gives_the_bits_of_its_numpy_lines(monkeypatch, split, subject, dtype, threads):
     split(threads)
-    assert all_same_bits(numpy_then_loops(monkeypatch, SUBJECTS[subject][0], dtype))
+    run, loops = SUBJECTS[subject]
+    calls = count_calls(monkeypatch, loops)
+    assert all_same_bits(numpy_then_loops(monkeypatch, run, dtype))
+    assert all(calls.values()), f"loops never called, so nothing was compared: {calls}"
 
 
 @pytest.mark.parametrize("subject", SUBJECTS)
@@ -247,7 +250,25 @@ def test_each_loop_as_plain_python_is_the_same_arithmetic(monkeypatch, subject):
     import importlib
     run, loops = SUBJECTS[subject]
     as_python = [(importlib.import_module(module), name) for module, name in loops]
-    assert all_same_bits(numpy_then_loops(monkeypatch, run, np.float32, as_python=as_python))
+    pair = numpy_then_loops(monkeypatch, run, np.float32, as_python=as_python)
+    calls = count_calls(monkeypatch, loops)                  # now the plain functions: run them once more
+    run(np.float32)
+    assert all_same_bits(pair) and all(calls.values()), f"loops never called: {calls}"
+
+
+def count_calls(monkeypatch, loops):
+    """Wrap each (module, name) loop so that its calls are counted: {name: calls}."""
+    import importlib
+    calls = {}
+    for module, name in loops:
+        mod = importlib.import_module(module)
+        inner, calls[name] = getattr(mod, name), 0
+
+        def counted(*args, _inner=inner, _name=name):
+            calls[_name] += 1
+            return _inner(*args)
+        monkeypatch.setattr(mod, name, counted)
+    return calls
 
 
 @needs_numba
