@@ -1,5 +1,5 @@
 # tinygan: two commands for a fresh machine.
-#   make demo   creates .venv, installs tinygan, trains the DCGAN on sprites (2 CPU cores: 13-22 min)
+#   make demo   creates .venv, installs tinygan, trains the DCGAN 20,160 steps (2 CPU cores: 10-22 min, benchmarks/RESULTS.md)
 #   make test   creates .venv, installs the test extras and PyTorch (the oracle), runs pytest
 #               (and the layer tests again without the compiled loops)
 PYTHON ?= python3
