@@ -35,14 +35,20 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) examples/pokemon.py --backend numpy $(DEMO_RECIPE) $(if $(DATA),--data $(DATA)) --out $(OUT) $(DEMO_ARGS)
 
-# The suite runs the layers through Numba's compiled loops; the layer tests then run once more
-# through the NumPy versions (TINYGAN_JIT=0), as on a machine without Numba.
+# The suite runs the layers' speed paths (with Numba's compiled loops); then the layer tests run
+# once more through the NumPy versions (TINYGAN_JIT=0), as on a machine without Numba, and the
+# gradient-check and PyTorch-oracle suite once more in reference mode (TINYGAN_REFERENCE=1): the
+# plain textbook code of every layer, the loss and Adam.
 NUMPY_ONLY_TESTS = tests/test_layers_gradcheck.py tests/test_torch_crosscheck.py tests/test_conv.py \
                    tests/test_float32.py tests/test_dcgan.py
+REFERENCE_TESTS  = $(NUMPY_ONLY_TESTS) tests/test_optim.py tests/test_im2col.py tests/test_augment.py \
+                   tests/test_instance_noise.py tests/test_minibatch_std.py tests/test_spectral_norm.py \
+                   tests/test_upsample.py tests/test_torch_weights.py tests/test_ema.py docs/tour.md
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
 	TINYGAN_JIT=0 $(PY) -m pytest -q $(NUMPY_ONLY_TESTS)
+	TINYGAN_REFERENCE=1 $(PY) -m pytest -q $(REFERENCE_TESTS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

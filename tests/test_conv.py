@@ -189,10 +189,10 @@ def test_adjoint_identity_fails_for_a_wrong_pairing(randn):
                                                   (256, 1024, True), (256, 1028, False)])
 @pytest.mark.parametrize("layout", ["matrix", "weight", "non-contiguous"])
 def test_weight_gradient_product_adds_a_times_b_transposed_in_either_order(m, n, reversed_order, layout):
-    """conv._add_matmul_nt picks (b·aᵀ)ᵀ only for a taller b and a product of at most
+    """conv_fast.add_matmul_nt picks (b·aᵀ)ᵀ only for a taller b and a product of at most
     _SMALL_PRODUCT elements; either way, and whatever the gradient's shape and memory
     (a non-contiguous one cannot be added into through a reshaped view), grad gains a·bᵀ."""
-    from tinygan.nn.conv import _SMALL_PRODUCT, _add_matmul_nt, _reversed_order_pays
+    from tinygan.nn.conv_fast import _SMALL_PRODUCT, _reversed_order_pays, add_matmul_nt as _add_matmul_nt
     assert _reversed_order_pays(m, n) == reversed_order
     assert 256 * 1024 == _SMALL_PRODUCT                           # (256, 1024): just inside the bound
     rng = np.random.default_rng(0)

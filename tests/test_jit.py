@@ -224,11 +224,11 @@ def _activation_passes(dtype):
 # ----- each subject: compiled, and as plain Python --------------------------------------------
 
 SUBJECTS = {    # name: (run(dtype) -> arrays to compare, the loops it calls as (module, name))
-    "adam": (_adam_steps, [("tinygan.optim", "_adam_loop")]),
+    "adam": (_adam_steps, [("tinygan.optim_fast", "_adam_loop")]),
     "batchnorm, train": (lambda dtype: _batchnorm_pass(dtype, True),
-                         [("tinygan.nn.batchnorm", "_scale_shift_loop"), ("tinygan.nn.batchnorm", "_batchnorm_dx_loop")]),
-    "batchnorm, eval": (lambda dtype: _batchnorm_pass(dtype, False), [("tinygan.nn.batchnorm", "_scale_shift_loop")]),
-    "activations": (_activation_passes, [("tinygan.nn.activation", name) for name in
+                         [("tinygan.nn.batchnorm_fast", "_scale_shift_loop"), ("tinygan.nn.batchnorm_fast", "_batchnorm_dx_loop")]),
+    "batchnorm, eval": (lambda dtype: _batchnorm_pass(dtype, False), [("tinygan.nn.batchnorm_fast", "_scale_shift_loop")]),
+    "activations": (_activation_passes, [("tinygan.nn.activation_fast", name) for name in
                                          ("_gate_loop",)]),
 }
 

@@ -4,59 +4,14 @@ Each takes a list of ``Parameter``s and updates ``p.data`` in place from ``p.gra
 State (moments, step count) is kept per parameter, in the parameter's array module,
 and can be saved and restored with ``state_dict`` / ``load_state_dict``.
 
-Adam updates a whole model in one sweep: at construction ``flatten`` moves every
-parameter's data and gradient into one contiguous buffer each (the Parameters keep their
-shapes, as views of it), and the moments are one buffer each too. Then each line of
-Adam's update is one pass over all the model's numbers instead of one per tensor — the
-idea of PyTorch's ``foreach``/``fused`` Adam. Element by element the arithmetic is the
-same as the per-tensor loop (the plain version, still used when the parameters differ in
-dtype or backend), so the results are bit for bit the same.
+``Adam.step`` is the paper's four-line update, tensor by tensor, and runs in reference mode
+(``tinygan.reference``; ``TINYGAN_REFERENCE=1``). By default it is instead one call into
+``optim_fast.py``: the whole model's numbers in one flat buffer, one pass per line of the
+update (or one compiled pass), the idea of PyTorch's ``foreach``/``fused`` Adam.
 """
-import numpy as np
-
-from . import jit, parallel
+from . import optim_fast, reference
 from .backend import get_array_module, to_numpy
 from .nn.workspace import Workspace
-
-
-# Adam's update on NumPy runs over the flat buffers in chunks of this many numbers, so that
-# its eleven passes over a chunk (and the two scratch arrays) stay in the CPU's cache; on a
-# GPU the whole buffer is one launch per pass. Split over threads, the chunks are larger:
-# each of the eleven calls a chunk costs needs Python's global lock to start, and two
-# threads asking for it every few microseconds wait on each other (Adam of G, 3.6 M
-# numbers, Intel Xeon: one thread 9.1 ms at 2^16; two threads 8.4 ms at 2^16, 5.7 at 2^18).
-_CHUNK = 2 ** 16
-_CHUNK_THREADED = 2 ** 18
-
-
-def flatten(params):
-    """Put the data and the gradients of ``params`` into one contiguous buffer each.
-
-    Every ``p.data`` and ``p.grad`` becomes a view of its slice (same shape, same values).
-    Returns (data, grad), both (Σ sizes,), or None when the parameters do not share one
-    backend and one dtype.
-    """
-    try:
-        xp = get_array_module(*(a for p in params for a in (p.data, p.grad)))
-    except ValueError:
-        return None
-    if len({a.dtype for p in params for a in (p.data, p.grad)}) != 1:
-        return None
-    n = sum(p.data.size for p in params)
-    data, grad = xp.empty(n, params[0].data.dtype), xp.empty(n, params[0].data.dtype)
-    for p, d, g in zip(params, views(data, params), views(grad, params)):
-        d[...], g[...] = p.data, p.grad
-        p.data, p.grad = d, g
-    return data, grad
-
-
-def views(flat, params):
-    """``flat`` (Σ sizes,) cut into one view per parameter, in the parameters' shapes."""
-    out, start = [], 0
-    for p in params:
-        out.append(flat[start:start + p.data.size].reshape(p.data.shape))
-        start += p.data.size
-    return out
 
 
 class Optimizer:
@@ -155,15 +110,15 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = eps
         self.step_count = 0
-        self.workspace = Workspace()         # the two temporaries of an update, reused
-        self.flat = flatten(self.params)     # (data, grad) of the whole model, or None
+        self.workspace = Workspace()                   # the speed path's temporaries, reused
+        self.flat = optim_fast.flatten(self.params)    # (data, grad) of the whole model in one buffer each, or None
         if self.flat is None:
             self.exp_avg = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
             self.exp_avg_sq = [get_array_module(p.data).zeros_like(p.data) for p in self.params]
         else:
             xp = get_array_module(self.flat[0])
             self.flat_moments = xp.zeros_like(self.flat[0]), xp.zeros_like(self.flat[0])
-            self.exp_avg, self.exp_avg_sq = (views(m, self.params) for m in self.flat_moments)
+            self.exp_avg, self.exp_avg_sq = (optim_fast.views(m, self.params) for m in self.flat_moments)
         self._bound = [(p.data, p.grad) for p in self.params]
 
     def flat_in_use(self):
@@ -174,80 +129,12 @@ class Adam(Optimizer):
 
     def step(self):
         self.step_count += 1
-        if self.flat_in_use():
-            xp, n = get_array_module(self.flat[0]), self.flat[0].size   # the whole model at once: on NumPy
-            size, buffers = 4 * n, (*self.flat, *self.flat_moments)
-            if jit.usable(*buffers) and _python_numbers(self.lr, self.eps):     # one compiled pass instead
-                scalars = self._scalars_as(self.flat[0].dtype)
-                parallel.run(lambda lo, hi: _adam_loop(*(a[lo:hi] for a in buffers), *scalars), n, size, xp,
-                             pieces=parallel.PIECES)
-                return
-            threaded = parallel.parts_for(n, size, xp) > 1             # in cache-sized chunks, and the
-            step = n if xp is not np else _CHUNK_THREADED if threaded else _CHUNK   # chunks split over threads
-
-            def update_range(lo, hi):
-                for i in range(lo, hi, step):
-                    j = min(i + step, hi)
-                    self._update(*(a[i:j] for a in buffers), scratch=lo)
-            parallel.run(update_range, n, size, xp)
-        else:                                                          # per tensor (the plain version)
-            for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-                self._update(p.data, p.grad, m, v)
-
-    def _scalars_as(self, dtype):
-        """β1, 1 − β1, β2, 1 − β2, √bias2, eps, lr/bias1 rounded to ``dtype``, as NumPy rounds a
-        Python float that meets an array of that dtype (so ``_adam_loop`` computes what ``_update`` does)."""
-        t, b1, b2 = self.step_count, self.beta1, self.beta2
-        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
-        return tuple(dtype.type(c) for c in (b1, 1 - b1, b2, 1 - b2, bias2 ** 0.5, self.eps, self.lr / bias1))
-
-    def _update(self, p, g, m, v, scratch=0):
-        """One Adam update of parameter array ``p`` from gradient ``g``, moments ``m`` and ``v``.
-
-        ``scratch`` names the temporaries to use: threads updating parts at once need their own.
-        """
-        xp = get_array_module(p)
-        t, b1, b2 = self.step_count, self.beta1, self.beta2
-        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
-        # Plain version, operation for operation (tmp and tmp2 are scratch arrays, so an
-        # update allocates nothing; the arithmetic and its order are exactly these lines):
-        #   m ← m·β1 + (1 − β1)·g
-        #   v ← v·β2 + (1 − β2)·(g·g)
-        #   p ← p − (lr/bias1)·m / (√v / √bias2 + eps)
-        tmp = self.workspace.get(("tmp", scratch), p.shape, p.dtype, xp)
-        tmp2 = self.workspace.get(("tmp2", scratch), p.shape, p.dtype, xp)
-        m *= b1
-        m += xp.multiply(g, 1 - b1, out=tmp)
-        v *= b2
-        xp.multiply(g, g, out=tmp)
-        v += xp.multiply(tmp, 1 - b2, out=tmp)
-        denom = xp.sqrt(v, out=tmp)
-        xp.divide(denom, bias2 ** 0.5, out=denom)
-        denom += self.eps                                              # √v/√bias2 + eps
-        xp.multiply(m, self.lr / bias1, out=tmp2)
-        p -= xp.divide(tmp2, denom, out=tmp2)
-
-
-def _python_numbers(*values):
-    """Whether these are Python numbers, which NumPy rounds to an array's dtype before using them
-    (a NumPy float64 is not rounded: the NumPy lines would then compute in float64)."""
-    return all(type(v) in (int, float) for v in values)
-
-
-@jit.loop
-def _adam_loop(p, g, m, v, b1, c1, b2, c2, sqrt_bias2, eps, lr_bias1):
-    """``Adam._update`` of 1-D arrays in one pass (the caller hands each thread its slices), the same operations:
-
-        m ← m·β1 + g·(1 − β1);  v ← v·β2 + (g·g)·(1 − β2);  p ← p − (m·lr/bias1) / (√v/√bias2 + eps)
-
-    each product and sum rounded to the arrays' dtype in that order (the scalars arrive
-    rounded to it: ``Adam._scalars_as``), so the bits are ``_update``'s (tests/test_jit.py).
-    A loop from 0 (no index that might be negative) is one the compiler turns into vector
-    instructions, 8 numbers at a time.
-    """
-    for i in range(p.size):
-        gi = g[i]
-        mi = m[i] * b1 + gi * c1
-        vi = v[i] * b2 + (gi * gi) * c2
-        m[i], v[i] = mi, vi
-        p[i] = p[i] - (mi * lr_bias1) / (np.sqrt(vi) / sqrt_bias2 + eps)
+        if not reference.on():
+            return optim_fast.adam_step(self)                            # the speed path: one call
+        t, b1, b2, xp = self.step_count, self.beta1, self.beta2, get_array_module(self.params[0].data)
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            g = p.grad
+            m[...] = b1 * m + (1 - b1) * g                               # m ← β1·m + (1 − β1)·g
+            v[...] = b2 * v + (1 - b2) * g * g                           # v ← β2·v + (1 − β2)·g²
+            m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)          # bias corrections
+            p.data -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)      # p ← p − lr·m̂/(√v̂ + eps)
