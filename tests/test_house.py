@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tinygan"
-# The lowest rooms: each may import only what is listed (and itself); see README "The code".
+# The lowest rooms: each may import only what is listed (and itself); see README "Read the code".
 LOW = {
     "tinygan.backend": set(),
     "tinygan.io": set(),
