@@ -9,8 +9,9 @@ arrays are NumPy arrays of a subclass that counts
 
   * launches: every ufunc call (element-wise, reductions, matmul), every copy into an
     array (``a[...] = b``, ``copy``, ``astype``, ``ascontiguousarray``), every array
-    function (``einsum``, ``where``, …) and every array filled on creation (``zeros``,
-    ``ones``, ``full``); views (reshape, transpose, slicing, ``as_strided``) and
+    function (``where``, ``concatenate``, …) and every array filled on creation (``zeros``,
+    ``ones``, ``full``); ``einsum`` as CuPy runs it (its operands copied, then a batched
+    GEMM: ``_count_einsum``); views (reshape, transpose, slicing, ``as_strided``) and
     ``empty`` launch nothing;
   * temporaries: the bytes of every array an operation allocates (any output not given
     with ``out=``), and how many of those are copies that only change the memory layout
@@ -84,7 +85,9 @@ class ndarray(np.ndarray):
 
     def __array_function__(self, func, types_, args, kwargs):
         name = func.__name__
-        if name not in _VIEWS:
+        if name == "einsum":
+            _count_einsum(args)
+        elif name not in _VIEWS:
             COUNTS.launch(name)
         result = func(*_plain_tree(args), **_plain_tree(kwargs))
         if name in _VIEWS:
@@ -117,6 +120,18 @@ class ndarray(np.ndarray):
 
     def item(self):
         return _plain(self).item()
+
+
+def _count_einsum(args):
+    """What CuPy launches for ``einsum`` of n arrays (cupy/linalg/_einsum.py, no cuTENSOR): each
+    operand copied into the batched layout of its product (``_flatten_transpose``: a copy unless it
+    already is), then one batched GEMM per pair — under CUPY_TF32=1 a TF32 one. Counted as n
+    copies (with their bytes) and n − 1 matmuls: an upper bound, never the 1 launch einsum looks like."""
+    operands = [a for a in args[1:] if isinstance(a, np.ndarray)]
+    COUNTS.launch("einsum: operand copies", len(operands))
+    COUNTS.launch("einsum: batched matmul", max(1, len(operands) - 1))
+    for a in operands:
+        COUNTS.allocate(a.nbytes)
 
 
 def _plain(a):

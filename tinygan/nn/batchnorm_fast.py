@@ -5,8 +5,12 @@ default each pass is instead one call into this file — the same arithmetic, ar
 speed (tests/test_reference_mode.py checks the two):
 
 * Every full-size array is made with ``like(x)`` and filled with ``out=``, so it keeps the
-  input's memory layout on CuPy too (see ``activation.py``); no (x − μ)² or dy·x̂
-  temporary is made (``einsum`` sums the products).
+  input's memory layout on CuPy too (see ``activation.py``). The sums of products, Σ(x − μ)²
+  and Σ dy·x̂, are a product and a reduction (``_sum_of_products``), the same on NumPy and
+  CuPy, with the product written into the output's memory before the output is: no
+  temporary. Not ``einsum``: CuPy runs "nchw,nchw->c" as a batched matrix product, copying
+  both operands first, and under ``CUPY_TF32=1`` in TF32 — BatchNorm's statistics would then
+  lose precision that PyTorch's TF32 flags never take from BatchNorm.
 * Every step of forward and backward is per channel, so on NumPy the channels are split
   over threads (``parallel.run``): each thread normalises its channels from start to end.
 * Where Numba is installed (``tinygan.jit``) and the arrays are stored batch-innermost (as
@@ -34,7 +38,7 @@ def forward(x, gamma, beta, eps, stats=None):
         mean = xs.mean(axis=(0, 2, 3)) if stats is None else stats[0][lo:hi]
         xp.subtract(xs, mean.reshape(c), out=xh)                         # x − μ, normalised in place below
         if stats is None:
-            var = xp.einsum("nchw,nchw->c", xh, xh) / M                  # Σ(x − μ)²/M, no (x − μ)² temporary
+            var = _sum_of_products(xh, xh, y[:, lo:hi]) / M             # Σ(x − μ)²/M; y is written below
         else:
             var = stats[1][lo:hi]
         inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
@@ -62,7 +66,7 @@ def backward(dout, x_hat, gamma, inv_std, batch_statistics):
     def per_channel(lo, hi):                           # channels lo..hi-1
         dy, xh, c = dout[:, lo:hi], x_hat[:, lo:hi], (1, hi - lo, 1, 1)
         dbeta = dy.sum(axis=(0, 2, 3))
-        dgamma = xp.einsum("nchw,nchw->c", dy, xh)                       # Σ dy·x̂, no dy·x̂ temporary
+        dgamma = _sum_of_products(dy, xh, dx[:, lo:hi])                  # Σ dy·x̂; dx is written below
         scale = gamma[lo:hi] * inv_std[lo:hi]                            # γ·inv_std
         if batch_statistics:
             k = scale / M
@@ -80,6 +84,13 @@ def backward(dout, x_hat, gamma, inv_std, batch_statistics):
     # the channels split over threads (parallel.py); (C,) sums joined back
     dbeta, dgamma = parallel.joined(parallel.run(per_channel, C, dout.size, xp, pieces=parallel.PIECES), xp)
     return dx, dgamma, dbeta
+
+
+def _sum_of_products(a, b, scratch):
+    """Σ a·b per channel over (N, H, W): the product into ``scratch`` (memory the caller fills
+    afterwards), then one reduction — plain FP32 arithmetic on every backend."""
+    xp = backend.get_array_module(a)
+    return xp.multiply(a, b, out=scratch).sum(axis=(0, 2, 3))
 
 
 def _channel_rows(*arrays, per_channel=()):
