@@ -1,0 +1,1 @@
+"""The exercises' stubs, one file each: ``python -m tinygan.exercises start NAME`` copies one to ./exercises/."""
