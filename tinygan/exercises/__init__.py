@@ -116,7 +116,7 @@ def check(name, source=None, directory=DIRECTORY, out=print, stages=None):
     result = _run_stages(ex, impl, path, stages, say)
     result.text = "\n".join(lines)
     if path is not None and Path(path) == (Path(directory) / f"{name}.py").resolve():
-        _record(directory, name, path, result.ok)
+        _record(directory, name, path, result)
     return result
 
 
@@ -173,9 +173,9 @@ def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _record(directory, name, path, ok):
+def _record(directory, name, path, result):
     progress = _read_progress(directory)
-    progress[name] = {"sha256": _digest(path), "passed": bool(ok)}
+    progress[name] = {"sha256": _digest(path), "passed": result.ok, "key": result.key}
     _progress_file(directory).write_text(json.dumps(progress, indent=1) + "\n")
 
 
@@ -187,8 +187,8 @@ def _read_progress(directory):
 
 
 def status(directory=DIRECTORY):
-    """[(exercise, status)]: 'to do' (no file), 'started', 'failing' or 'passed' (its last check, on
-    the file as it is now)."""
+    """[(exercise, status)]: 'to do' (no file), 'started' (not checked since the last edit, or not
+    done), 'failing' or 'passed' (its last check, on the file as it is now)."""
     progress, rows = _read_progress(directory), []
     for ex in EXERCISES:
         path = Path(directory) / f"{ex.name}.py"
@@ -196,7 +196,7 @@ def status(directory=DIRECTORY):
             rows.append((ex, "to do"))
             continue
         seen = progress.get(ex.name, {})
-        if seen.get("sha256") == _digest(path):
+        if seen.get("sha256") == _digest(path) and seen.get("key") != "not-implemented":
             rows.append((ex, "passed" if seen.get("passed") else "failing"))
         else:
             rows.append((ex, "started"))

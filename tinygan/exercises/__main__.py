@@ -43,9 +43,9 @@ def parser():
     s.add_argument("--force", action="store_true", help="overwrite DIR/NAME.py with the stub")
     for command, words in (("check", "grade your code: the library's reference, finite differences, PyTorch"),
                            ("train", "train a tiny DCGAN with your piece in it, beside the reference")):
-        c = sub.add_parser(command, help=words)
+        c = sub.add_parser(command, help=words, description=words)
         c.add_argument("name", choices=_names(), metavar="NAME", help="the exercise (see list)")
-        c.add_argument("file", nargs="?", help="your file (default: DIR/NAME.py)")
+        c.add_argument("file", nargs="?", metavar="FILE", help="your file (default: DIR/NAME.py)")
         if command == "train":
             c.add_argument("--steps", type=int, default=40, help="training steps (default %(default)s)")
     s = sub.add_parser("solution", help="print the library's own code that answers an exercise")
@@ -58,9 +58,9 @@ def parser():
 
 def _list(directory):
     rows = status(directory)
-    print(f"{'':>3} {'exercise':<17} {'what you write':<66} {'status':<8}")
+    print(f"{'':>3} {'exercise':<17} {'status':<8} what you write")
     for ex, state in rows:
-        print(f"{ex.number:>3} {ex.name:<17} {ex.title:<66} {state:<8}")
+        print(f"{ex.number:>3} {ex.name:<17} {state:<8} {ex.title}")
     done = sum(state == "passed" for _, state in rows)
     print(f"{done} of {len(rows)} passed. Files in {directory}/; begin with: python -m tinygan.exercises start "
           f"{next((ex.name for ex, state in rows if state != 'passed'), rows[0][0].name)}")

@@ -67,7 +67,7 @@ EXERCISES = [
              check_loss_adam.BCE_STAGES),
     Exercise("adam", "Adam's update", "Adam", optim.Adam, "tinygan/optim.py", (optim.Adam, ["step"]),
              check_loss_adam.ADAM_STAGES),
-    Exercise("gan_step", "the GAN step's two backward passes: loss_D's ½, D switched off for G's step",
+    Exercise("gan_step", "the GAN step's backward passes: loss_D's ½, D off in G's step",
              "train_step", None, "docs/tour.md stop 6; tinygan/dcgan.py", (dcgan.train_step, ["train_step"]),
              check_gan.GAN_STAGES),
 ]

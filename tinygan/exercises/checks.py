@@ -200,6 +200,27 @@ def batchnorm_mistakes(tensor, x, ref, R, G0):
             ("gamma", tail(M, d=R), "γ is missing: dx̂ = γ·dy before the batch-statistics terms")]
 
 
+def conv_mistakes(tensor, x, ref, R, G0):
+    """dW with its matrix product the wrong way round: the right one's transpose, reshaped."""
+    if tensor != "weight":
+        return []
+    right = R.transpose(0, 2, 3, 1).reshape(-1, ref.out_channels).T @ im2col(x, ref.kernel_size, ref.stride,
+                                                                               ref.padding)
+    O, CKK = right.shape
+    return [("transpose", right.T.reshape(ref.weight.shape), f"the result is the transpose of the right one: "
+             f"dW = dYᵀ·cols is ({O}, {CKK}) = (O, C·K·K) before the reshape; colsᵀ·dY is its transpose")]
+
+
+def deconv_mistakes(tensor, x, ref, R, G0):
+    if tensor != "weight":
+        return []
+    X = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+    right = X.T @ im2col(R, ref.kernel_size, ref.stride, ref.padding)
+    C, OKK = right.shape
+    return [("transpose", right.T.reshape(ref.weight.shape), f"the result is the transpose of the right one: "
+             f"dW = Xᵀ·cols is ({C}, {OKK}) = (C, O·K·K) before the reshape; colsᵀ·X is its transpose")]
+
+
 def tanh_mistakes(tensor, x, ref, R, G0):
     y = np.tanh(x)
     return [("uses-input", R * (1 - x * x), "1 − x² uses the input; tanh' = 1 − y², y = tanh(x) the output "
@@ -217,8 +238,8 @@ def leaky_mistakes(tensor, x, ref, R, G0):
 
 
 LAYERS = {
-    "conv2d": LayerExercise("conv2d", nn.Conv2d, CONV_CASES),
-    "conv_transpose2d": LayerExercise("conv_transpose2d", nn.ConvTranspose2d, DECONV_CASES),
+    "conv2d": LayerExercise("conv2d", nn.Conv2d, CONV_CASES, conv_mistakes),
+    "conv_transpose2d": LayerExercise("conv_transpose2d", nn.ConvTranspose2d, DECONV_CASES, deconv_mistakes),
     "batchnorm2d": LayerExercise("batchnorm2d", nn.BatchNorm2d, BN_CASES, batchnorm_mistakes),
     "leaky_relu": LayerExercise("leaky_relu", nn.LeakyReLU, LEAKY_CASES, leaky_mistakes),
     "tanh": LayerExercise("tanh", nn.Tanh, ACT_CASES, tanh_mistakes),

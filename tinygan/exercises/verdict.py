@@ -14,6 +14,7 @@ reshaped the other way round).
 """
 import itertools
 import linecache
+import os
 import traceback
 
 import numpy as np
@@ -143,8 +144,11 @@ def learner_error(what, error, path=None):
     anything else is named with the line of the learner's file it came from."""
     frames = traceback.extract_tb(error.__traceback__)
     mine = [f for f in frames if path and f.filename == str(path)] or frames[-1:]
-    at = f" ({mine[-1].filename}, line {mine[-1].lineno}: {linecache.getline(mine[-1].filename, mine[-1].lineno).strip()})" \
-        if mine else ""
+    at = ""
+    if mine:
+        name, line = mine[-1].filename, mine[-1].lineno
+        short = os.path.relpath(name) if os.path.isabs(name) else name
+        at = f" ({short if not short.startswith('..') else name}, line {line}: {linecache.getline(name, line).strip()})"
     if isinstance(error, NotImplementedError):
         return Fail(f"NOT DONE {what}: your code raises NotImplementedError{at}",
                     "write the formula where the stub raises, then check again", "not-implemented")
