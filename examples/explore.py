@@ -12,7 +12,8 @@
     python examples/explore.py checkerboard --out checkerboard.png
     python examples/explore.py summary      --checkpoint RUN/checkpoint.npz
 
-`python examples/explore.py COMMAND --help` says what each experiment shows.
+`python examples/explore.py COMMAND --help` says what each experiment shows. Each takes
+--backend cupy to run G and D on an NVIDIA GPU (the pictures and numbers come back to the host).
 """
 import argparse
 import json
@@ -52,8 +53,9 @@ def save(pixels, path):
 
 
 def load(args):
+    """G, D and the meta of --checkpoint, on --backend (numpy, or cupy: an NVIDIA GPU)."""
     from tinygan.explore import load_models
-    G, D, meta = load_models(args.checkpoint)
+    G, D, meta = load_models(args.checkpoint, args.backend)
     return G, D, meta
 
 
@@ -257,6 +259,7 @@ def cmd_filters(args):
 # ----- saliency ---------------------------------------------------------------------------
 def cmd_saliency(args):
     from tinygan.explore import generate, latent, load_run_images, saliency, saliency_map
+    from tinygan.backend import to_numpy
     from tinygan.explore.pictures import heatmap, labelled_rows
     from tinygan.nn import sigmoid
     G, D, meta = load(args)
@@ -266,7 +269,7 @@ def cmd_saliency(args):
     rows = []
     for name, x in (("real", real), ("generated", fake)):
         grad, logits = saliency(D, x, args.d_bn)
-        p = np.asarray(sigmoid(logits))
+        p = to_numpy(sigmoid(logits))
         rows += [(f"{name}\nD(x) {p.mean():.2f} on avg", x), (f"|dD/dx| ({name})", heatmap(saliency_map(grad)))]
         print(f"{name}: D(x) = " + " ".join(f"{v:.2f}" for v in p))
     save(labelled_rows(rows, scale=args.scale, label_width=140), args.out)
@@ -394,6 +397,8 @@ def parser():
         s.add_argument("--out", required=name != "summary", help="PNG file to write" if name != "summary"
                        else "also write the tables to this text file")
         s.add_argument("--seed", type=int, default=0, help="seed of the random z / choices (default 0)")
+        s.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
+                       help="where G and D run: numpy (CPU, default) or cupy (an NVIDIA GPU)")
         if name in ("walk", "arithmetic", "memorisation", "swd", "saliency"):
             s.add_argument("--bn", choices=["running", "batch"], default="running", help=BN_HELP)
         if name in ("walk", "arithmetic", "memorisation", "filters", "saliency"):

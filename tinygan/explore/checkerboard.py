@@ -22,6 +22,7 @@ taps over a nearest-upsampled (locally constant) input: constant in, constant ou
 """
 import numpy as np
 
+from .. import backend
 from ..nn import Conv2d, ConvTranspose2d, Sequential, Upsample
 
 
@@ -32,8 +33,7 @@ def overlap_count(kernel_size=4, stride=2, padding=1, in_size=8):
     """
     layer = ConvTranspose2d(1, 1, kernel_size, stride, padding, bias=False)
     layer.weight.data[...] = 1
-    out = layer(np.ones((1, 1, in_size, in_size), dtype=layer.weight.data.dtype))
-    return np.rint(out[0, 0]).astype(np.int64)
+    return np.rint(constant_response(layer, in_size)).astype(np.int64)
 
 
 def overlap_count_reference(kernel_size, stride, padding, in_size):
@@ -49,9 +49,11 @@ def overlap_count_reference(kernel_size, stride, padding, in_size):
 
 
 def constant_response(layer, in_size=8, channels=1, value=1.0):
-    """The first output channel of ``layer`` fed a constant (1, channels, in_size, in_size) input: (OH, OW)."""
-    dtype = next(iter(layer.parameters())).data.dtype
-    return np.asarray(layer(np.full((1, channels, in_size, in_size), value, dtype=dtype))[0, 0])
+    """The first output channel of ``layer`` fed a constant (1, channels, in_size, in_size) input: (OH, OW),
+    a NumPy array whichever backend the layer is on."""
+    w = next(iter(layer.parameters())).data
+    x = backend.get_array_module(w).full((1, channels, in_size, in_size), value, dtype=w.dtype)
+    return backend.to_numpy(layer(x)[0, 0])
 
 
 def transpose_layer(channels=1, seed=0):

@@ -81,7 +81,7 @@ class LinearProbe:
 
     def __init__(self, n_features, n_classes, seed=0):
         self.n_classes = n_classes
-        self.layer = Conv2d(n_features, n_classes, 1)
+        self.layer = Conv2d(n_features, n_classes, 1).to("numpy")     # on the host, as the features are
         rng = np.random.default_rng(seed)
         self.layer.weight.data[...] = 0.01 * rng.standard_normal(self.layer.weight.shape)
         self.layer.bias.data[...] = 0
