@@ -178,3 +178,17 @@ def test_the_profile_without_a_gpu_says_so_in_one_line():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("gpu_profile.py: needs CuPy and a GPU: ") and proc.stderr.count("\n") == 1
+
+
+def cuda_extras(path=ROOT / "setup.cfg"):
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(path)
+    extras = cfg["options.extras_require"]
+    return {k: [line.strip() for line in extras[k].splitlines() if line.strip()] for k in extras if "cuda" in k}
+
+
+def test_the_cuda_extras_bring_a_cupy_that_runs():
+    """The bare cupy-cudaNNx wheel has no cuBLAS or NVRTC (they are its [ctk] extra): on a machine
+    with only the driver it imports, then fails at the first kernel. Each extra brings them."""
+    assert cuda_extras() == {"cuda": ["cupy-cuda12x[ctk]>=14"], "cuda13": ["cupy-cuda13x[ctk]>=14"]}

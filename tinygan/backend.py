@@ -24,7 +24,7 @@ def _import_cupy():
     except ImportError as e:
         raise RuntimeError(
             "backend 'cupy' needs CuPy, which is not installed: "
-            "pip install -e '.[cuda]' (installs cupy-cuda12x; use cupy-cuda13x for CUDA 13), "
+            "pip install -e '.[cuda]' (CUDA 12.x; '.[cuda13]' for 13.x: nvidia-smi says which), "
             f"or use --backend numpy ({e})"
         ) from None
     try:
@@ -33,7 +33,8 @@ def _import_cupy():
     except Exception as e:  # CUDARuntimeError, driver missing, ...
         raise RuntimeError(
             f"backend 'cupy': CuPy is installed but no usable GPU was found ({type(e).__name__}: {e}); "
-            "check nvidia-smi and the CUDA driver, or use --backend numpy"
+            "check nvidia-smi and the CUDA driver, and that CuPy came with its CUDA libraries "
+            "(pip install -e '.[cuda]' installs cupy-cuda12x[ctk]; docs/gpu.md), or use --backend numpy"
         ) from None
     if n < 1:
         raise RuntimeError("backend 'cupy': CuPy sees no GPU; use --backend numpy")
