@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Where a DCGAN training step spends its GPU time, and what each CUDA kernel would save.
 
-    python scripts/gpu_profile.py --batch-size 256            # a table
-    python scripts/gpu_profile.py --batch-size 256 --json     # one JSON object
+    python scripts/gpu_profile.py --batch-size 256                     # a table
+    python scripts/gpu_profile.py --batch-size 256 --json              # one JSON object
+    python scripts/gpu_profile.py --batch-size 256 --out profile.json  # written after every section
 
 Needs CuPy and a GPU. Every time is the median of --repeats runs after warm-up, measured
 with CUDA events around the work (so it is GPU time plus whatever the host adds by
@@ -26,6 +27,7 @@ import json
 import os
 import statistics
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -53,7 +55,7 @@ def profile_layers(cupy, G, D, N, latent, repeats):
     for who, model, x in (("G", G, cupy.random.standard_normal((N, latent, 1, 1), dtype=np.float32)),
                           ("D", D, None)):
         if x is None:
-            x = cupy.tanh(cupy.random.standard_normal((N, 3, 64, 64), dtype=np.float32))
+            x = cupy.tanh(cupy.random.standard_normal((N, 3, G.image_size, G.image_size), dtype=np.float32))
         for i, layer in enumerate(model.main):
             y = layer(x)
             dout = cupy.random.standard_normal(y.shape, dtype=np.float32)
@@ -77,7 +79,7 @@ def col2im_shapes(G, D, N):
             out = deconv_out_size(hw, k, s, p, layer.output_padding)
             shapes.append(("G forward " + repr(layer), layer.out_channels, out, out, k, s, p, hw, hw))
             hw = out
-    hw = 64
+    hw = G.image_size
     for layer in D.main:
         if isinstance(layer, Conv2d):
             k, s, p = layer.kernel_size, layer.stride, layer.padding
@@ -129,7 +131,7 @@ def profile_adam(cupy, G, repeats):
 def profile_bn_act(cupy, D, N, repeats):
     from tinygan.nn import BatchNorm2d, LeakyReLU
     from tinygan.cuda import kernels as ck
-    rows, hw = [], 64
+    rows, hw = [], D.image_size
     for layer in D.main:
         if hasattr(layer, "stride"):
             hw = (hw + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
@@ -148,11 +150,56 @@ def profile_bn_act(cupy, D, N, repeats):
     return rows
 
 
+def sections(cupy, G, D, N, repeats):
+    """(name, function) of each part of the profile, in the order they run."""
+    return [("layers", lambda: profile_layers(cupy, G, D, N, 100, repeats)),
+            ("col2im", lambda: profile_col2im(cupy, G, D, N, repeats)),
+            ("adam", lambda: profile_adam(cupy, G, repeats)),
+            ("bn_act", lambda: profile_bn_act(cupy, D, N, repeats))]
+
+
+def one_line(name, part):
+    """A section's result in a line, as the session prints it while the profile runs."""
+    if "error" in part:
+        return f"FAILED: {part['error']}"
+    if name == "layers":
+        return f"every layer once {sum(r['forward_ms'] + r['backward_ms'] for r in part):.2f} ms"
+    if name == "col2im":
+        return (f"array code {sum(r['array_code_ms'] for r in part):.3f} ms, gather kernel "
+                f"{sum(r['gather_unpadded_ms'] for r in part):.3f} ms, agree: {all(r['results_agree'] for r in part)}")
+    if name == "adam":
+        return f"array code {part['array_code_ms']:.3f} ms, fused kernel {part['fused_kernel_ms']:.3f} ms"
+    return (f"array code {sum(r['array_code_ms'] for r in part):.3f} ms, statistics + kernel "
+            f"{sum(r['stats_plus_kernel_ms'] for r in part):.3f} ms")
+
+
+def run_sections(cupy, G, D, N, repeats, result, out=None):
+    """Each section into ``result``; after each, ``out`` (if given) is rewritten and a line printed
+    (to stderr): a section that fails is recorded as {"error": ...} and the next one still runs."""
+    for name, fn in sections(cupy, G, D, N, repeats):
+        t = time.perf_counter()
+        try:
+            result[name] = fn()
+        except Exception as e:                                   # keep what the other sections measure
+            result[name] = {"error": f"{type(e).__name__}: {e}"}
+        if out:
+            with open(out + ".part", "w") as f:
+                json.dump(result, f, indent=1)
+            os.replace(out + ".part", out)
+        print(f"profile: {name}: {one_line(name, result[name])} ({time.perf_counter() - t:.1f} s)",
+              file=sys.stderr, flush=True)
+    return result
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the result as one JSON object at the end")
+    ap.add_argument("--out", metavar="FILE", help="write the JSON to FILE after every section (what is "
+                                                   "measured survives a section that fails or a time limit)")
+    ap.add_argument("--image-size", type=int, default=64, help=argparse.SUPPRESS)
+    ap.add_argument("--features", type=int, default=64, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     import tinygan
@@ -163,33 +210,38 @@ def main(argv=None):
         print(f"gpu_profile.py: needs CuPy and a GPU: {e}", file=sys.stderr)
         return 2
     import cupy
-    G, D = build("paper", 100, 64, 64, seed=0)
+    G, D = build("paper", 100, args.features, args.image_size, seed=0)
     G.to("cupy", np.float32), D.to("cupy", np.float32)
     N = args.batch_size
     result = {"device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(), "batch_size": N,
-              "layers": profile_layers(cupy, G, D, N, 100, args.repeats),
-              "col2im": profile_col2im(cupy, G, D, N, args.repeats),
-              "adam": profile_adam(cupy, G, args.repeats),
-              "bn_act": profile_bn_act(cupy, D, N, args.repeats)}
+              "repeats": args.repeats}
+    run_sections(cupy, G, D, N, args.repeats, result, args.out)
     if args.json:
         print(json.dumps(result, indent=1))
-        return 0
-    print(f"{result['device']}, batch {N}, median of {args.repeats} (ms)")
-    total = sum(r["forward_ms"] + r["backward_ms"] for r in result["layers"])
-    print(f"\nlayers (forward + backward of every layer once: {total:.2f} ms)")
-    for r in result["layers"]:
-        print(f"  {r['model']}.{r['index']:<2} {r['layer'][:58]:<58} fwd {r['forward_ms']:8.3f}  bwd {r['backward_ms']:8.3f}")
-    print("\ncol2im: array code / gather kernel (canvas) / gather kernel (unpadded, no copy)")
-    for r in result["col2im"]:
-        print(f"  {r['where'][:60]:<60} {r['array_code_ms']:8.3f} {r['gather_canvas_ms']:8.3f} "
-              f"{r['gather_unpadded_ms']:8.3f}  agree={r['results_agree']}")
-    a = result["adam"]
-    print(f"\nAdam over G ({a['parameters']} parameters, {a['elements']:,} numbers): "
-          f"array code {a['array_code_ms']:.3f}, fused kernel {a['fused_kernel_ms']:.3f}")
-    print("\nBatchNorm + LeakyReLU forward: array code / statistics + batchnorm_act kernel")
-    for r in result["bn_act"]:
-        print(f"  {str(r['shape']):<22} {r['array_code_ms']:8.3f} {r['stats_plus_kernel_ms']:8.3f}")
+    elif not args.out:
+        print_table(result, args.repeats)
     return 0
+
+
+def print_table(result, repeats):
+    print(f"{result['device']}, batch {result['batch_size']}, median of {repeats} (ms)")
+    for name in ("layers", "col2im", "adam", "bn_act"):
+        if "error" in result[name]:
+            print(f"\n{name}: FAILED: {result[name]['error']}")
+            continue
+        print(f"\n{name}: {one_line(name, result[name])}")
+        if name == "layers":
+            for r in result[name]:
+                print(f"  {r['model']}.{r['index']:<2} {r['layer'][:58]:<58} fwd {r['forward_ms']:8.3f}  "
+                      f"bwd {r['backward_ms']:8.3f}")
+        elif name == "col2im":
+            print("  array code / gather kernel (canvas) / gather kernel (unpadded, no copy)")
+            for r in result[name]:
+                print(f"  {r['where'][:60]:<60} {r['array_code_ms']:8.3f} {r['gather_canvas_ms']:8.3f} "
+                      f"{r['gather_unpadded_ms']:8.3f}  agree={r['results_agree']}")
+        elif name == "bn_act":
+            for r in result[name]:
+                print(f"  {str(r['shape']):<22} {r['array_code_ms']:8.3f} {r['stats_plus_kernel_ms']:8.3f}")
 
 
 if __name__ == "__main__":

@@ -1,33 +1,38 @@
 #!/usr/bin/env bash
-# Everything the GPU path still needs a GPU for, in ONE command that fits one call of a
-# 15-minute GPU rental: at most 540 s in all, whatever happens (docs/gpu.md).
+# Everything the GPU path still needs a GPU for, in ONE command of at most 350 s: two tries fit
+# in a 15-minute GPU rental with the machine's start (docs/gpu.md, "Renting a GPU for a few minutes").
 #
 #   bash scripts/gpu_session.sh [--dry-run] [DATA]
 #
-# DATA: the image folder or .zip for the full training run. Without it: .gpu-data/ in the
+# DATA: the image folder or .zip for the training run. Without it: .gpu-data/ in the
 # repository (copied in by the caller, kept out of git, carried to the GPU machine), else
 # ../shared/data/pokesprite-gen8 beside the repository.
 #
-# Stages, always in this order, each under its own time limit (the limits add up to <= 540 s,
-# and a session-wide deadline of SESSION_LIMIT = 540 s caps them again):
+# Stages, always in this order, each under its own time limit (the limits add up to the
+# session-wide deadline SESSION_LIMIT = 350 s, which caps them again). Each prints its result
+# as it finishes (=== lines), so a session cut short still says what it found:
 #   env             nvidia-smi; Python, NumPy, CuPy (with a kernel round trip), PyTorch, pytest.
-#                   Always runs first: it tells the other stages whether there is a usable GPU.
-#   tests           pytest -m gpu tests/test_gpu.py, at most 3 failures: every layer, the loss and
-#                   two train_steps on the device against NumPy, the CUDA-graph capture of a step
-#                   (no host sync), the kernels, checkpoints across backends, train.run. The example's
-#                   end-to-end test is left out: the run stage is that, full size.
-#   run             examples/pokemon.py --backend cupy: the full job (64x64, batch 256, 20 epochs),
+#                   Always first: it tells the other stages whether there is a usable GPU.
+#   warm            scripts/gpu_warm.py: every kind of step the later stages run, once, untimed, so
+#                   that CuPy compiles its kernels (NVRTC; cached on disk) here and not inside a
+#                   timed step or a test stage's limit. Prints what it took and the kernels compiled.
+#   tests           pytest -m gpu tests/test_gpu.py, at most 3 failures: every layer, the loss and the
+#                   steps of every recipe and option on the device against NumPy, the CUDA-graph
+#                   capture of a step (no host sync), the kernels, checkpoints, train.run, sample.
+#                   The example's end-to-end test is left out: the run stage is that, full size.
+#   run             examples/pokemon.py --backend cupy: d2l's job (64x64, batch 256, 20 epochs),
 #                   strict FP32: the README's pictures and wall time. Before the benchmarks, so that
 #                   a session cut short still has them.
 #   bench-256-fp32  benchmarks/train_step.py --backend cupy against PyTorch CUDA, batch 256, strict FP32
 #   bench-256-tf32  the same in TF32 on both sides (--tf32)
 #   bench-64-fp32   batch 64, strict FP32
-#   profile         scripts/gpu_profile.py: per layer, and each CUDA kernel against the array code
-# Optional (not in the default STAGES; for a second call): tests-all, every gpu-marked test.
+#   profile         scripts/gpu_profile.py: per layer, and each CUDA kernel against the array code;
+#                   its JSON is rewritten after every section
+# Optional (not in the default STAGES; a second call): tests-all, every gpu-marked test.
 #
 # STAGES="..." runs a subset (env always comes first); "bench" means the three bench stages.
-# --dry-run prints each selected stage, its limit and its command, and the total; it exits 1
-# if the total exceeds SESSION_LIMIT, and runs nothing.
+# --dry-run prints each selected stage, its limit and its command, the total and the files the
+# session returns; it exits 1 if the total exceeds SESSION_LIMIT, and runs nothing.
 #
 # No install happens here (a GPU machine may have no network): a missing CuPy, GPU or pytest is
 # reported and the stages that need it are skipped; without PyTorch the benchmarks time
@@ -37,25 +42,27 @@
 #              2 no usable GPU (CuPy missing or no device): every GPU stage was skipped;
 #              64 bad arguments or an unknown stage.
 #
-# Output goes to $OUT (the device tool's folder; default /tmp/tinygan-gpu-session):
-#   session.log  bench-256-fp32.json  bench-256-tf32.json  bench-64-fp32.json  profile.json
-#   gpu-run/{samples_final.png, losses.png, progress.gif, log.jsonl, config.json}
-# The run's whole folder (checkpoint, every epoch's grid) stays in $RUN_DIR (/tmp/tinygan-gpu-run).
+# Output goes to $OUT (the device tool's folder; default /tmp/tinygan-gpu-session), at most 8
+# files (a rental returns no more):
+#   session.log  bench.json  profile.json  run/samples_final.png  run/losses.png  run/log.jsonl  run/config.json
+# bench.json holds each benchmark's JSON under its name ("256-fp32", ...), added as each finishes.
+# The run's whole folder (checkpoint, every epoch's grid, progress.gif) stays in $WORK/run.
 set -u -o pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-python3}
 OUT=${OUT:-/tmp/tinygan-gpu-session}
-RUN_DIR=${RUN_DIR:-/tmp/tinygan-gpu-run}
-SESSION_LIMIT=${SESSION_LIMIT:-540}
-GRACE=8          # a stage gets SIGINT this long before its limit (the run checkpoints), then SIGKILL
+WORK=${WORK:-/tmp/tinygan-gpu-work}
+SESSION_LIMIT=${SESSION_LIMIT:-350}
+GRACE=6          # a stage gets SIGINT this long before its limit (the run checkpoints), then SIGKILL
+RETURNED=(session.log bench.json profile.json run/samples_final.png run/losses.png run/log.jsonl run/config.json)
 
 # ----- the stages: name, limit in seconds --------------------------------------------------
-ORDER=(env tests run bench-256-fp32 bench-256-tf32 bench-64-fp32 profile tests-all)
-declare -A LIMIT=([env]=20 [tests]=120 [run]=150 [bench-256-fp32]=60 [bench-256-tf32]=60
-                  [bench-64-fp32]=50 [profile]=60 [tests-all]=300)
-DEFAULT_STAGES="env tests run bench profile"
+ORDER=(env warm tests run bench-256-fp32 bench-256-tf32 bench-64-fp32 profile tests-all)
+declare -A LIMIT=([env]=20 [warm]=35 [tests]=85 [run]=70 [bench-256-fp32]=35 [bench-256-tf32]=30
+                  [bench-64-fp32]=25 [profile]=50 [tests-all]=300)
+DEFAULT_STAGES="env warm tests run bench profile"
 
 DRY_RUN=0
 DATA=
@@ -127,20 +134,21 @@ print("cupy", cupy.__version__, "CUDA runtime", rt.runtimeGetVersion(), "driver"
 print(f"=== GPU: usable: {name}, compute capability {major}.{minor}, {gib:.0f} GiB")
 '
 
-# stage_cmd NAME: CMD (the command), TO (a file for its stdout, or empty), GPU (1 if it needs one)
+# stage_cmd NAME: CMD (the command), TO (a file for its stdout, or empty)
 stage_cmd() {
-    TO= GPU=1
+    TO=
     local bench=(benchmarks/train_step.py --backend cupy --warmup 5 --repeats 20 --settle 0.05 --no-memory --json)
     case $1 in
-        env) CMD=("$PY" -c "$ENV_PY") GPU=0 ;;
+        env) CMD=("$PY" -c "$ENV_PY") ;;
+        warm) CMD=("$PY" scripts/gpu_warm.py) ;;
         tests) CMD=("$PY" -m pytest -m gpu tests/test_gpu.py -k "not end_to_end_on_the_device" -q -rfEs
-                    --maxfail=3 --durations=8 -p no:cacheprovider) ;;
+                    --maxfail=3 --durations=5 -p no:cacheprovider) ;;
         tests-all) CMD=("$PY" -m pytest -m gpu -q -rfEs --maxfail=10 --durations=8 -p no:cacheprovider) ;;
-        run) CMD=("$PY" examples/pokemon.py --backend cupy --data "${DATA:-<no data>}" --out "$RUN_DIR" --no-progress) ;;
-        bench-256-fp32) CMD=("$PY" "${bench[@]}" --batch-size 256) TO=$OUT/$1.json ;;
-        bench-256-tf32) CMD=("$PY" "${bench[@]}" --batch-size 256 --tf32) TO=$OUT/$1.json ;;
-        bench-64-fp32) CMD=("$PY" "${bench[@]}" --batch-size 64) TO=$OUT/$1.json ;;
-        profile) CMD=("$PY" scripts/gpu_profile.py --batch-size 256 --repeats 20 --json) TO=$OUT/$1.json ;;
+        run) CMD=("$PY" examples/pokemon.py --backend cupy --data "${DATA:-<no data>}" --out "$WORK/run" --no-progress) ;;
+        bench-256-fp32) CMD=("$PY" "${bench[@]}" --batch-size 256) TO=$WORK/$1.json ;;
+        bench-256-tf32) CMD=("$PY" "${bench[@]}" --batch-size 256 --tf32) TO=$WORK/$1.json ;;
+        bench-64-fp32) CMD=("$PY" "${bench[@]}" --batch-size 64) TO=$WORK/$1.json ;;
+        profile) CMD=("$PY" scripts/gpu_profile.py --batch-size 256 --repeats 20 --out "$OUT/profile.json") ;;
     esac
 }
 
@@ -162,6 +170,7 @@ if [ $DRY_RUN -eq 1 ]; then
         printf '  %-15s %4d  %s\n' "$s" "${LIMIT[$s]}" "$(show_cmd)"
     done
     printf '  %-15s %4d  (session limit %d s)\n' total "$total" "$SESSION_LIMIT"
+    echo "returns in \$OUT ($OUT), ${#RETURNED[@]} files at most: ${RETURNED[*]}"
     if [ "$total" -gt "$SESSION_LIMIT" ]; then
         echo "gpu_session.sh: the limits add up to $total s, more than the session's $SESSION_LIMIT s" >&2
         exit 1
@@ -171,7 +180,7 @@ fi
 
 # ----- running ------------------------------------------------------------------------------
 START=$(date +%s)
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$WORK"
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}     # tinygan from this checkout, no install needed
 export PYTHONUNBUFFERED=1
 LOG=$OUT/session.log
@@ -181,6 +190,7 @@ git -C "$ROOT" log -1 --oneline 2>/dev/null || true
 
 failed=()
 NO_GPU=
+STARTED=
 
 step() {   # step NAME: run the stage's command under its limit (and the session's); log wall time, exit code
            # (99: not started, the session's time is spent)
@@ -194,10 +204,11 @@ step() {   # step NAME: run the stage's command under its limit (and the session
         return 99
     fi
     t0=$(date +%s.%N)
+    STARTED=$name
     if [ -n "$TO" ]; then
         timeout -s INT -k "$GRACE" "$((limit - GRACE))" "${CMD[@]}" > "$TO"; rc=$?
-    else
-        timeout -s INT -k "$GRACE" "$((limit - GRACE))" "${CMD[@]}"; rc=$?
+    else                                 # (its output kept apart too, for the stage's result line)
+        timeout -s INT -k "$GRACE" "$((limit - GRACE))" "${CMD[@]}" 2>&1 | tee "$WORK/$name.out"; rc=${PIPESTATUS[0]}
     fi
     case $rc in 124|137) why=" (stopped at its time limit)" ;; *) why= ;; esac
     echo "=== $name: exit $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s$why"
@@ -218,19 +229,70 @@ gpu_stage() {   # gpu_stage NAME: run it unless there is no GPU; record a failur
     return 1
 }
 
-bench_line() {   # one line per benchmark: examples/sec, PyTorch's, the ratio, the math, the targets
-    "$PY" - "$1" <<'EOF' || true
-import json, sys
-r = json.load(open(sys.argv[1]))
+# ----- each stage's result, printed as it finishes -----------------------------------------
+tests_result() {   # pytest's summary line, from what the stage printed
+    local line
+    line=$(grep -E '[0-9]+ (passed|failed|errors?|skipped)' "$WORK/$1.out" 2>/dev/null | tail -1)
+    echo "=== $1: result: ${line:-no pytest summary (see above)}"
+}
+
+run_result() {   # copy what the README needs into $OUT/run, and say how the run went
+    mkdir -p "$OUT/run"
+    local last f
+    last=$(ls "$WORK"/run/samples_epoch_*.png 2>/dev/null | sort | tail -1)
+    [ -n "$last" ] && cp "$last" "$OUT/run/samples_final.png"
+    for f in losses.png log.jsonl config.json; do
+        [ -f "$WORK/run/$f" ] && cp "$WORK/run/$f" "$OUT/run/"
+    done
+    "$PY" - "$WORK/run/log.jsonl" "${last:-none}" <<'EOF' || true
+import json, os, sys
+path, last = sys.argv[1], sys.argv[2]
+records = [json.loads(line) for line in open(path)] if os.path.isfile(path) else []
+if not records:
+    print("=== run: result: no epoch finished")
+else:
+    r, seconds = records[-1], sum(x["seconds"] for x in records)
+    print(f"=== run: result: {len(records)} epochs in {seconds:.1f} s of training; last epoch loss_D {r['loss_D']:.3f}, "
+          f"loss_G {r['loss_G']:.3f}, D(x) {r['D(x)']:.2f}, D(G(z)) {r['D(G(z))']:.2f}, {r['examples_per_sec']:,.1f} "
+          f"examples/sec; final grid {os.path.basename(last)}")
+EOF
+}
+
+bench_result() {   # add the benchmark's JSON to $OUT/bench.json; one line: examples/sec, PyTorch's, the targets
+    "$PY" - "$WORK/$1.json" "$OUT/bench.json" "${1#bench-}" <<'EOF' || true
+import json, os, sys
+src, merged, key = sys.argv[1:]
+r = json.load(open(src))
+everything = json.load(open(merged)) if os.path.isfile(merged) else {}
+everything[key] = r
+with open(merged + ".part", "w") as f:
+    json.dump(everything, f, indent=1)
+os.replace(merged + ".part", merged)
 eps, pt = r["tinygan_stats"]["examples_per_sec"], r.get("torch_stats", {}).get("examples_per_sec")
 line = f"batch {r['batch_size']}, math: {r.get('math', '?')}: tinygan {eps:,.1f} examples/sec"
 if pt:
     ratio = r["ratio_median"]
     line += f", PyTorch CUDA {pt:,.1f}, ratio {ratio:.2f}"
 if r["batch_size"] == 256:
-    line += f"  [>= 7,016.5 ex/s: {'MET' if eps >= 7016.5 else 'NOT MET'}"
-    line += f"; >= 0.5 x PyTorch: {'MET' if ratio >= 0.5 else 'NOT MET'}]" if pt else "]"
-print("=== " + line)
+    line += f"  [>= 10,000 ex/s: {'MET' if eps >= 10000 else 'NOT MET'}"
+    line += f"; >= 0.7 x PyTorch: {'MET' if ratio >= 0.7 else 'NOT MET'}]" if pt else "]"
+print("=== " + key + ": result: " + line)
+EOF
+}
+
+profile_result() {
+    "$PY" - "$OUT/profile.json" <<'EOF' || true
+import json, sys
+r = json.load(open(sys.argv[1]))
+layers = r.get("layers")
+if isinstance(layers, list):
+    slow = sorted(layers, key=lambda l: -(l["forward_ms"] + l["backward_ms"]))[:3]
+    print(f"=== profile: result: {r['device']}, batch {r['batch_size']}: every layer once "
+          f"{sum(l['forward_ms'] + l['backward_ms'] for l in layers):.2f} ms; slowest: "
+          + "; ".join(f"{l['model']}.{l['index']} {l['forward_ms'] + l['backward_ms']:.2f} ms" for l in slow))
+failed = [k for k in ("layers", "col2im", "adam", "bn_act") if isinstance(r.get(k), dict) and "error" in r[k]]
+missing = [k for k in ("layers", "col2im", "adam", "bn_act") if k not in r]
+print(f"=== profile: sections failed: {failed or 'none'}; not reached: {missing or 'none'}")
 EOF
 }
 
@@ -244,55 +306,37 @@ for s in "${SELECTED[@]}"; do
             NO_GPU=${NO_GPU:-the GPU probe exited $rc}
         fi
         rm -f "$TG_NO_GPU_FILE" ;;
+    warm)
+        gpu_stage warm ;;
     tests|tests-all)
         if [ -z "$NO_GPU" ] && ! "$PY" -c "import pytest" 2>/dev/null; then
             echo; echo "=== $s: skipped: pytest is not installed (nothing is installed here)"
             failed+=("$s (no pytest)")
         else
+            STARTED=
             gpu_stage "$s"
+            [ "$STARTED" = "$s" ] && tests_result "$s"
         fi ;;
     run)
         if [ -z "$NO_GPU" ] && [ -z "$DATA" ]; then
             echo; echo "=== run: no data. Pass DATA, or copy a folder of images to .gpu-data/ and carry it (docs/gpu.md)"
             failed+=("run (no data)"); continue
         fi
-        rm -rf "$RUN_DIR"
-        gpu_stage run || [ -d "$RUN_DIR" ] || continue
-        mkdir -p "$OUT/gpu-run"
-        last=$(ls "$RUN_DIR"/samples_epoch_*.png 2>/dev/null | sort | tail -1)
-        [ -n "$last" ] && cp "$last" "$OUT/gpu-run/samples_final.png" && echo "final grid: $(basename "$last")"
-        for f in losses.png progress.gif log.jsonl config.json; do
-            [ -f "$RUN_DIR/$f" ] && cp "$RUN_DIR/$f" "$OUT/gpu-run/"
-        done
-        [ -f "$RUN_DIR/log.jsonl" ] && cat "$RUN_DIR/log.jsonl" ;;
+        rm -rf "$WORK/run"
+        gpu_stage run || [ -d "$WORK/run" ] || continue
+        run_result ;;
     bench-*)
+        rm -f "$WORK/$s.json"
         gpu_stage "$s"
-        [ -s "$OUT/$s.json" ] && bench_line "$OUT/$s.json" ;;
+        [ -s "$WORK/$s.json" ] && bench_result "$s" ;;
     profile)
         gpu_stage profile
-        [ -s "$OUT/profile.json" ] && "$PY" - "$OUT/profile.json" <<'EOF' || true
-import json, sys
-r = json.load(open(sys.argv[1]))
-layers = sorted(r["layers"], key=lambda l: -(l["forward_ms"] + l["backward_ms"]))
-print(f"=== profile, {r['device']}, batch {r['batch_size']}: every layer once "
-      f"{sum(l['forward_ms'] + l['backward_ms'] for l in r['layers']):.2f} ms; the slowest:")
-for l in layers[:5]:
-    print(f"  {l['model']}.{l['index']} {l['layer'][:50]:<50} fwd {l['forward_ms']:.3f} bwd {l['backward_ms']:.3f}")
-c = r["col2im"]
-print(f"=== col2im, all {len(c)} of a step: array code {sum(x['array_code_ms'] for x in c):.3f} ms, gather kernel "
-      f"{sum(x['gather_unpadded_ms'] for x in c):.3f} ms, results agree: {all(x['results_agree'] for x in c)}")
-a = r["adam"]
-print(f"=== Adam over G: array code {a['array_code_ms']:.3f} ms, fused kernel {a['fused_kernel_ms']:.3f} ms")
-b = r["bn_act"]
-print(f"=== BatchNorm+LeakyReLU, D: array code {sum(x['array_code_ms'] for x in b):.3f} ms, "
-      f"statistics + kernel {sum(x['stats_plus_kernel_ms'] for x in b):.3f} ms")
-EOF
-        ;;
+        [ -s "$OUT/profile.json" ] && profile_result ;;
     esac
 done
 
 echo
-echo "=== gpu session: $(( $(date +%s) - START )) s of $SESSION_LIMIT"
+echo "=== gpu session: $(( $(date +%s) - START )) s of $SESSION_LIMIT; in $OUT: $(cd "$OUT" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')"
 if [ -n "$NO_GPU" ]; then
     echo "=== gpu session: no GPU: $NO_GPU; every GPU stage was skipped (this script installs nothing)"
     exit 2

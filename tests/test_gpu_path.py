@@ -28,8 +28,10 @@ from tinygan.dcgan import augmentation, build, train_step
 from tinygan.optim import Adam
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "benchmarks"), str(ROOT / "scripts")]
 import explore  # noqa: E402
+import gpu_profile  # noqa: E402
+import gpu_warm  # noqa: E402
 import pokemon  # noqa: E402
 import train_step as bench  # noqa: E402
 
@@ -281,3 +283,29 @@ def test_the_benchmark_on_the_device(cp, monkeypatch, capsys, math):
     assert result["tinygan_stats"]["examples_per_sec"] > 0
     assert result["math_settings"]["CUPY_TF32"] == ("1" if math == "TF32 on both" else "0")
     no_sync_in_a_step(strict_cupy.transfers)
+
+
+# ----- the GPU session's own scripts ----------------------------------------------------------
+
+def test_the_sessions_warm_up_runs_every_kind_of_step(cp, capsys):
+    """scripts/gpu_warm.py at toy sizes: every recipe and option it warms runs on the device."""
+    assert gpu_warm.main(["--tiny"]) == 0
+    said = capsys.readouterr().out
+    lines = said.splitlines()
+    assert sum(line.startswith("warm: ") for line in lines) == len(gpu_warm.parts(True))
+    assert lines[-1].startswith("=== warm:")
+
+
+def test_the_profile_keeps_each_section_and_survives_a_failing_one(cp, tmp_path, capsys):
+    """scripts/gpu_profile.py writes its JSON after every section; a section that fails (here the
+    CUDA kernels, which a CPU cannot run) is recorded and the next one still runs."""
+    out = tmp_path / "profile.json"
+    assert gpu_profile.main(["--batch-size", "4", "--repeats", "2", "--image-size", "16", "--features", "4",
+                             "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["layers"]) == 14 and all(r["forward_ms"] >= 0 for r in result["layers"])
+    for name in ("col2im", "adam", "bn_act"):
+        assert "runs no CUDA code" in result[name]["error"]
+    said = capsys.readouterr().err
+    assert [line.split(":")[1].strip() for line in said.splitlines() if line.startswith("profile:")] == \
+        ["layers", "col2im", "adam", "bn_act"]

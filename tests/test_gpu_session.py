@@ -1,10 +1,13 @@
 """scripts/gpu_session.sh and the scripts it runs, checked without a GPU.
 
-The session must fit one call of a 15-minute GPU rental (at most 540 s), run the full training
-run before the benchmarks and the profile, stop a stage that hangs, and say "no GPU" in
-seconds where there is none. The benchmark and the profile it calls must run from a checkout
-(tinygan not installed) and set the math (strict FP32 or TF32) before CuPy is imported.
+The session must take at most 360 s of command time (two tries then fit in a 15-minute GPU
+rental with the machine's start), return at most 8 files (a rental returns no more), warm
+CuPy's kernels before anything is timed, run the full training run before the benchmarks and
+the profile, print each stage's result as it finishes, stop a stage that hangs, and say "no
+GPU" in seconds where there is none. The benchmark and the profile it calls must run from a
+checkout (tinygan not installed) and set the math (strict FP32 or TF32) before CuPy is imported.
 """
+import json
 import os
 import re
 import subprocess
@@ -19,7 +22,8 @@ from tinygan import backend
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_session.sh"
-SESSION_LIMIT = 540
+SESSION_LIMIT = 360              # seconds of command time: two tries and the machine's start in 15 minutes
+MAX_FILES = 8                    # what a rented GPU machine returns
 NO_GPU = not backend.cupy_available()
 
 
@@ -38,17 +42,29 @@ def dry_run_stages(stdout):
     return stages, total[0]
 
 
+def dry_run_files(stdout):
+    """The files the --dry-run says the session returns."""
+    found = re.search(r"^returns in \$OUT \(.*\), (\d+) files at most: (.*)$", stdout, flags=re.M)
+    assert found, stdout
+    files = found.group(2).split()
+    assert int(found.group(1)) == len(files)
+    return files
+
+
 def test_dry_run_fits_the_rental_and_runs_the_training_before_bench_and_profile(tmp_path):
     proc = session("--dry-run", env={"OUT": str(tmp_path / "out")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     stages, total = dry_run_stages(proc.stdout)
     names = [s for s, _, _ in stages]
-    assert names == ["env", "tests", "run", "bench-256-fp32", "bench-256-tf32", "bench-64-fp32", "profile"]
+    assert names == ["env", "warm", "tests", "run", "bench-256-fp32", "bench-256-tf32", "bench-64-fp32", "profile"]
     assert total == sum(limit for _, limit, _ in stages) <= SESSION_LIMIT
+    assert len(dry_run_files(proc.stdout)) <= MAX_FILES
     assert all(names.index("run") < i for i, n in enumerate(names) if n.startswith(("bench", "profile")))
+    assert names.index("warm") < min(i for i, n in enumerate(names) if n in ("tests", "run") or "bench" in n)
     cmds = {name: cmd for name, _, cmd in stages}
     assert "pytest -m gpu tests/test_gpu.py" in cmds["tests"] and "--maxfail" in cmds["tests"]
     assert "examples/pokemon.py --backend cupy" in cmds["run"] and "--tf32" not in cmds["run"]
+    assert cmds["warm"].endswith("scripts/gpu_warm.py") and "--out" in cmds["profile"]
     assert "--batch-size 256 --tf32" in cmds["bench-256-tf32"]
     assert "--tf32" not in cmds["bench-256-fp32"] + cmds["bench-64-fp32"]
     assert not (tmp_path / "out").exists(), "a dry run writes nothing"
@@ -58,7 +74,8 @@ def test_dry_run_refuses_limits_over_the_session():
     proc = session("--dry-run", env={"STAGES": "tests-all run bench profile"})
     stages, total = dry_run_stages(proc.stdout)
     assert [s for s, _, _ in stages][0] == "env" and total > SESSION_LIMIT
-    assert proc.returncode == 1 and f"more than the session's {SESSION_LIMIT} s" in proc.stderr
+    assert proc.returncode == 1 and re.search(r"more than the session's (\d+) s", proc.stderr)
+    assert int(re.search(r"more than the session's (\d+) s", proc.stderr).group(1)) <= SESSION_LIMIT
 
 
 def test_an_unknown_stage_is_refused():
@@ -69,7 +86,7 @@ def test_an_unknown_stage_is_refused():
 @pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU: the session would run its GPU stages")
 def test_without_a_gpu_the_session_says_so_in_seconds(tmp_path):
     start = time.monotonic()
-    proc = session(env={"STAGES": "env tests", "OUT": str(tmp_path / "out"), "RUN_DIR": str(tmp_path / "run")})
+    proc = session(env={"STAGES": "env tests", "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work")})
     said = proc.stdout + proc.stderr
     assert time.monotonic() - start < 30, said
     assert proc.returncode == 2, said
@@ -104,13 +121,75 @@ def test_a_hanging_stage_is_stopped_and_the_session_deadline_holds(tmp_path):
     (tmp_path / "data").mkdir()
     start = time.monotonic()
     proc = session(str(tmp_path / "data"), env={"PYTHON": str(fake), "STAGES": "tests run", "SESSION_LIMIT": "14",
-                                                "OUT": str(tmp_path / "out"), "RUN_DIR": str(tmp_path / "run")})
+                                                "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work")})
     said = proc.stdout + proc.stderr
     assert time.monotonic() - start < 14 + 2, said
     assert proc.returncode == 1, said
     assert re.search(r"=== tests: exit 1(24|37) after", said), said
     assert "=== run: skipped, the session's 14 s are spent" in said
     assert "FAILED: tests (exit 1" in said and "FAILED: run (no time left)" in said
+
+
+FAKE_GPU_PYTHON = """#!{python}
+# A Python with a GPU: each stage's command answers at once with what the real one writes;
+# anything else (the session's own helpers) is the real Python.
+import json, os, sys
+args = sys.argv[1:]
+arg = lambda name: args[args.index(name) + 1]
+if args[:1] == ["-c"] and "array_module" in args[1]:
+    print("=== GPU: usable: a fake H100"); sys.exit(0)
+if "scripts/gpu_warm.py" in args:
+    print("=== warm: 1.0 s; CuPy's kernel cache 0 -> 150 compiled kernels"); sys.exit(0)
+if args[:2] == ["-m", "pytest"]:
+    print("..........\\n12 passed in 3.21s"); sys.exit(0)
+if "examples/pokemon.py" in args:
+    out = arg("--out"); os.makedirs(out)
+    for name in ("samples_epoch_001.png", "samples_epoch_002.png", "losses.png", "progress.gif", "real.png",
+                 "checkpoint.npz", "config.json"):
+        open(os.path.join(out, name), "w").write("{{}}")
+    with open(os.path.join(out, "log.jsonl"), "w") as f:
+        for e in (1, 2):
+            f.write(json.dumps({{"epoch": e, "loss_D": 0.5, "loss_G": 2.0, "D(x)": 0.7, "D(G(z))": 0.3,
+                                "examples_per_sec": 9000.0, "seconds": 1.5}}) + "\\n")
+    sys.exit(0)
+if "benchmarks/train_step.py" in args:
+    b = int(arg("--batch-size"))
+    print(json.dumps({{"batch_size": b, "math": "TF32 on both" if "--tf32" in args else "strict FP32",
+                      "tinygan_stats": {{"examples_per_sec": 10500.0}}, "torch_stats": {{"examples_per_sec": 14000.0}},
+                      "ratio_median": 0.75}})); sys.exit(0)
+if "scripts/gpu_profile.py" in args:
+    layer = {{"model": "G", "index": 0, "layer": "ConvTranspose2d", "forward_ms": 0.5, "backward_ms": 1.0}}
+    json.dump({{"device": "fake", "batch_size": 256, "layers": [layer], "col2im": {{"error": "RuntimeError: x"}}}},
+              open(arg("--out"), "w")); sys.exit(0)
+os.execv(sys.executable, [sys.executable] + args)
+"""
+
+
+def test_a_session_returns_at_most_8_files_and_says_each_result_as_it_goes(tmp_path):
+    """The whole session on a fake GPU (every stage answers at once): it passes, prints each
+    stage's result in order, and leaves only the files the dry run lists, at most 8."""
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_GPU_PYTHON.format(python=sys.executable))
+    fake.chmod(0o755)
+    (tmp_path / "data").mkdir()
+    out = tmp_path / "out"
+    env = {"PYTHON": str(fake), "OUT": str(out), "WORK": str(tmp_path / "work")}
+    proc = session(str(tmp_path / "data"), env=env, timeout=120)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "=== gpu session: every stage passed" in said, said
+    results = re.findall(r"^=== (GPU: usable|warm: [\d.]+ s;|[\w-]+: result)", said, flags=re.M)
+    assert results == ["GPU: usable", "warm: 1.0 s;", "tests: result", "run: result", "256-fp32: result",
+                       "256-tf32: result", "64-fp32: result", "profile: result"], said
+    assert "=== tests: result: 12 passed in 3.21s" in said and "=== run: result: 2 epochs" in said
+    assert "[>= 10,000 ex/s: MET; >= 0.7 x PyTorch: MET]" in said
+    assert "=== profile: sections failed: ['col2im']; not reached: ['adam', 'bn_act']" in said
+    returned = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    listed = dry_run_files(session("--dry-run", env=env).stdout)
+    assert set(returned) <= set(listed) and len(returned) <= MAX_FILES, returned
+    assert set(returned) == set(listed), f"a stage wrote nothing: {set(listed) - set(returned)}"
+    bench = json.loads((out / "bench.json").read_text())
+    assert sorted(bench) == ["256-fp32", "256-tf32", "64-fp32"] and bench["256-tf32"]["math"] == "TF32 on both"
+    assert (out / "session.log").read_text() == proc.stdout
 
 
 # ----- the scripts the session runs ---------------------------------------------------------
