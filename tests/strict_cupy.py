@@ -903,6 +903,24 @@ def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, blocking=
     return _CURRENT["module"].array(obj, dtype, copy, order, subok, ndmin, blocking=blocking)
 
 
+def install():
+    """Make ``import cupy`` give a fresh stand-in from now on, in this process; returns it."""
+    mod = make_module()
+    _CURRENT["module"] = mod
+    sys.modules["cupy"] = mod
+    return mod
+
+
+def shim(folder):
+    """A folder to put first on a child process's PYTHONPATH: its ``import cupy`` installs the stand-in."""
+    package = os.path.join(folder, "cupy")
+    os.makedirs(package, exist_ok=True)
+    with open(os.path.join(package, "__init__.py"), "w") as f:
+        f.write(f"import sys\nsys.path.insert(0, {os.path.dirname(_HERE)!r})\n"
+                "import strict_cupy\nstrict_cupy.install()\n")
+    return str(folder)
+
+
 @contextlib.contextmanager
 def installed():
     """``sys.modules['cupy']`` is a fresh stand-in inside the block; the counts start from zero.
@@ -910,10 +928,9 @@ def installed():
     Yields the module. Afterwards the real ``cupy`` (if any was imported) is back, and tinygan's
     backend, if it was left on the stand-in, is back on NumPy.
     """
-    mod, old = make_module(), sys.modules.get("cupy")
+    old = sys.modules.get("cupy")
     transfers.__init__()
-    _CURRENT["module"] = mod
-    sys.modules["cupy"] = mod
+    mod = install()
     try:
         yield mod
     finally:

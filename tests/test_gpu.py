@@ -13,10 +13,16 @@ result y64 is the reference, and the device's float32 error may be at most 4× N
 float32 error (plus 32 float32 ulps of the scale, for arrays where NumPy happens to be
 exact): max|y_dev32 − y64| ≤ 4·max|y_np32 − y64| + 32·eps32·max|y64|.
 
-``TINYGAN_GPU_TEST_BACKEND=numpy pytest -m gpu tests/test_gpu.py`` is a dry run of this
-file's own logic on a CPU, the "device" being NumPy too (the tests that need CuPy itself
-skip). It proves nothing about a GPU; it catches mistakes in these tests before a GPU
-session spends its time on them.
+Without a GPU, two dry runs of this file's own logic catch mistakes in these tests before a
+GPU session spends its time on them (they prove nothing about a GPU; the tests that need
+CuPy's CUDA kernels or graphs skip):
+
+    TINYGAN_GPU_TEST_BACKEND=strict pytest -m gpu tests/test_gpu.py   # make test runs this one
+    TINYGAN_GPU_TEST_BACKEND=numpy pytest -m gpu tests/test_gpu.py
+
+``strict`` runs the device side on tests/strict_cupy.py, the stand-in for CuPy that refuses
+what CuPy refuses (a NumPy operand, an implicit conversion, a function or keyword CuPy
+lacks); ``numpy`` makes the "device" NumPy itself. Run them on this file alone.
 """
 import copy
 import inspect
@@ -46,9 +52,25 @@ EXAMPLE = ROOT / "examples" / "pokemon.py"
 
 DEVICE = os.environ.get("TINYGAN_GPU_TEST_BACKEND", "cupy")
 DRY_RUN = DEVICE == "numpy"
+STRICT = DEVICE == "strict"                    # the device is tests/strict_cupy.py, installed as cupy
+if STRICT:
+    DEVICE = "cupy"
 REASON = "CuPy/GPU not available: run `pytest -m gpu` on a machine with an NVIDIA GPU"
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not DRY_RUN and not backend.cupy_available(), reason=REASON)]
-needs_cupy = pytest.mark.skipif(DRY_RUN, reason="dry run on NumPy: this test needs CuPy itself")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not (DRY_RUN or STRICT) and not backend.cupy_available(),
+                                                  reason=REASON)]
+needs_cupy = pytest.mark.skipif(DRY_RUN or STRICT, reason="dry run without a GPU: this test needs CuPy's CUDA "
+                                                          "kernels or graphs")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _strict_device():
+    """With TINYGAN_GPU_TEST_BACKEND=strict, ``import cupy`` gives the strict stand-in in this module."""
+    if not STRICT:
+        yield
+        return
+    import strict_cupy
+    with strict_cupy.installed():
+        yield
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -200,21 +222,29 @@ def test_bce_with_logits_device_equals_numpy(reduction, dtype):
 
 # ----- a whole training step -------------------------------------------------------------
 
-BUILD_CASES = [("paper", "transpose"), ("d2l", "transpose")]
-if "upsample" in inspect.signature(build).parameters:
-    BUILD_CASES.append(("paper", "nearest"))
+# (recipe, build options): the recipes and every option that changes a training step. The
+# sprites recipe's DiffAugment draws on the host from its own rng, the same on both sides.
+BUILD_CASES = {
+    "paper": ("paper", {}),
+    "d2l": ("d2l", {}),
+    "paper/nearest": ("paper", {"upsample": "nearest"}),
+    "sprites (DiffAugment)": ("sprites", {}),
+    "paper/spectral norm": ("paper", {"d_spectral_norm": True}),
+    "paper/minibatch std": ("paper", {"d_minibatch_std": True}),
+}
 
 
-def _gan(recipe, upsample, image_size=32, features=8, latent=16):
+def _gan(recipe, options=None, image_size=32, features=8, latent=16):
     tinygan.use("numpy", np.float64)
-    kw = {"upsample": upsample} if upsample != "transpose" else {}
-    G, D = build(recipe, latent, features, image_size, seed=3, **kw)
+    G, D = build(recipe, latent, features, image_size, seed=3, **(options or {}))
     return G, D
 
 
 def run_steps(G, D, recipe, backend_name, dtype, n_steps=2, batch=8, image_size=32, latent=16):
-    """``n_steps`` train_steps from copies of G, D on ``backend_name``; every number that matters, on the host."""
-    from tinygan.dcgan import RECIPES
+    """``n_steps`` train_steps from copies of G, D on ``backend_name``, the moving average of G
+    (β 0.9) moved on after each; every number that matters, on the host."""
+    from tinygan.dcgan import RECIPES, augmentation
+    from tinygan.ema import EMA
     tinygan.use(backend_name, dtype)
     xp = backend.array_module(backend_name)
     G, D = on(backend_name, G, dtype), on(backend_name, D, dtype)
@@ -222,16 +252,18 @@ def run_steps(G, D, recipe, backend_name, dtype, n_steps=2, batch=8, image_size=
     opt_G = Adam(G.parameters(), lr=r["lr"], betas=(r["beta1"], 0.999))
     opt_D = Adam(D.parameters(), lr=r["lr"], betas=(r["beta1"], 0.999))
     loss_fn = nn.BCEWithLogitsLoss(r["reduction"])
+    augment, ema = augmentation(recipe, np.random.default_rng(7)), EMA(G, 0.9)
     out = {}
     for t in range(n_steps):
         real = np.tanh(host_randn((batch, 3, image_size, image_size), 10 + t))
         z = host_randn((batch, latent, 1, 1), 20 + t)
         stats = {}
         loss_D, loss_G = train_step(G, D, opt_G, opt_D, xp.asarray(real.astype(dtype)), xp.asarray(z.astype(dtype)),
-                                    loss_fn, stats)
+                                    loss_fn, stats, augment=augment)
+        ema.update()
         for k, v in (("loss_D", loss_D), ("loss_G", loss_G), ("D(x)", stats["d_real"]), ("D(G(z))", stats["d_fake"])):
             out[f"step {t + 1} {k}"] = np.asarray(to_numpy(v), dtype=dtype).reshape(1)
-    for who, model in (("G", G), ("D", D)):
+    for who, model in (("G", G), ("D", D), ("G's moving average", ema.model)):
         out.update({f"{who} {k}": to_numpy(v) for k, v in model.state_dict().items() if v.dtype.kind == "f"})
     for who, opt in (("opt_G", opt_G), ("opt_D", opt_D)):
         assert opt.step_count == n_steps
@@ -240,26 +272,51 @@ def run_steps(G, D, recipe, backend_name, dtype, n_steps=2, batch=8, image_size=
     return out
 
 
-@pytest.mark.parametrize("recipe,upsample", BUILD_CASES)
-def test_train_step_float64_device_equals_numpy(recipe, upsample):
-    """Two steps (D, G, both Adams) from the same weights, batches and z: losses, D(x), D(G(z)),
-    every parameter, BatchNorm's running statistics and both Adam states agree."""
-    G, D = _gan(recipe, upsample)
+@pytest.mark.parametrize("case", list(BUILD_CASES))
+def test_train_step_float64_device_equals_numpy(case):
+    """Two steps (D, G, both Adams, the moving average) from the same weights, batches, z and
+    augmentations: losses, D(x), D(G(z)), every parameter, BatchNorm's running statistics,
+    spectral norm's vectors and both Adam states agree."""
+    recipe, options = BUILD_CASES[case]
+    G, D = _gan(recipe, options)
     want = run_steps(G, D, recipe, "numpy", np.float64)
     got = run_steps(G, D, recipe, DEVICE, np.float64)
     assert got.keys() == want.keys()
     for k in want:
-        assert_close64(got[k], want[k], f"{recipe}/{upsample}: {k}")
+        assert_close64(got[k], want[k], f"{case}: {k}")
 
 
-@pytest.mark.parametrize("recipe,upsample", BUILD_CASES[:1])
-def test_train_step_float32_device_within_the_float64_reference(recipe, upsample):
-    G, D = _gan(recipe, upsample)
+@pytest.mark.parametrize("case", ["paper", "sprites (DiffAugment)"])
+def test_train_step_float32_device_within_the_float64_reference(case):
+    recipe, options = BUILD_CASES[case]
+    G, D = _gan(recipe, options)
     ref = run_steps(G, D, recipe, "numpy", np.float64, n_steps=1)
     np32 = run_steps(G, D, recipe, "numpy", np.float32, n_steps=1)
     dev32 = run_steps(G, D, recipe, DEVICE, np.float32, n_steps=1)
     for k in ref:
-        assert_f32_within_reference(dev32[k], np32[k], ref[k], f"{recipe}/{upsample}: {k}")
+        assert_f32_within_reference(dev32[k], np32[k], ref[k], f"{case}: {k}")
+
+
+def test_instance_noise_is_drawn_on_the_device():
+    """ε on the device, standard normal, fresh every call, decided by the layer's rng; a step with
+    it (after the sprites recipe's DiffAugment) gives finite losses."""
+    from tinygan.dcgan import augmentation
+    tinygan.use(DEVICE, np.float32)
+    xp = backend.array_module(DEVICE)
+    x = xp.zeros((64, 3, 32, 32), dtype=np.float32)
+    a, b = nn.InstanceNoise(1.0, rng=np.random.default_rng(5)), nn.InstanceNoise(1.0, rng=np.random.default_rng(5))
+    first, again = to_numpy(a(x)), to_numpy(a(x))
+    assert type(a.eps).__module__.split(".")[0] == DEVICE.split(".")[0]
+    assert abs(first.mean()) < 0.01 and abs(first.std() - 1) < 0.01 and not np.array_equal(first, again)
+    assert np.array_equal(to_numpy(b(x)), first)
+    G, D = _gan("sprites")
+    G, D = on(DEVICE, G, np.float32), on(DEVICE, D, np.float32)
+    opt_G, opt_D = Adam(G.parameters(), 2e-4, (0.5, 0.999)), Adam(D.parameters(), 2e-4, (0.5, 0.999))
+    real = xp.asarray(np.tanh(host_randn((8, 3, 32, 32), 1)).astype(np.float32))
+    z = xp.asarray(host_randn((8, 16, 1, 1), 2).astype(np.float32))
+    losses = train_step(G, D, opt_G, opt_D, real, z, nn.BCEWithLogitsLoss(), {},
+                        augment=augmentation("sprites", np.random.default_rng(0), 0.1))
+    assert all(np.isfinite(float(v)) for v in losses)
 
 
 @needs_cupy
@@ -267,7 +324,7 @@ def test_a_train_step_never_waits_for_the_host():
     """Capture one whole train_step into a CUDA graph: capture fails on any host synchronisation
     inside it (a float(), .get(), .item(), a device-to-host copy), so success proves there is none."""
     import cupy
-    G, D = _gan("paper", "transpose")
+    G, D = _gan("paper")
     tinygan.use("cupy", np.float32)
     G, D = on("cupy", G, np.float32), on("cupy", D, np.float32)
     opt_G, opt_D = Adam(G.parameters(), 2e-4, (0.5, 0.999)), Adam(D.parameters(), 2e-4, (0.5, 0.999))
@@ -381,7 +438,7 @@ def test_batchnorm_act_kernel_equals_its_twin(dtype, slope):
 
 def test_checkpoint_from_the_device_continues_on_numpy_and_back(tmp_path):
     """Train one step on the device, save; load on NumPy; one more step on each from the same batch: equal."""
-    G0, D0 = _gan("paper", "transpose")
+    G0, D0 = _gan("paper")
     from tinygan.dcgan import RECIPES
     r = RECIPES["paper"]
 
@@ -447,8 +504,32 @@ def test_run_on_the_device_matches_numpy_and_reports_divergence_at_its_step(spri
     assert (tmp_path / "nan" / "diverged_step_5.png").exists()
 
 
+def test_the_sprites_recipe_with_every_option_runs_and_samples_on_the_device(sprites, tmp_path, capsys):
+    """train.run with the sprites recipe (DiffAugment, the moving average of G), instance noise,
+    minibatch std, nearest upsampling and SWD after every epoch; then ``sample`` on the device
+    from its checkpoint, by the moving average and by G's last weights."""
+    cfg = train_mod.Config(backend=DEVICE, data=str(sprites), out=str(tmp_path / "run"), epochs=2, image_size=16,
+                           features=4, latent_dim=8, batch_size=4, progress=False, recipe="sprites",
+                           instance_noise=0.1, d_minibatch_std=True, upsample="nearest", swd_every=1)
+    assert train_mod.run(cfg)["steps"] == 6
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and all(np.isfinite(r["swd"]) for r in records)
+    sys.path.insert(0, str(ROOT / "examples"))
+    import pokemon
+    for weights in ("ema", "last"):
+        out = tmp_path / f"{weights}.png"
+        assert pokemon.main(["sample", "--checkpoint", str(tmp_path / "run" / "checkpoint.npz"), "--backend",
+                             DEVICE, "--weights", weights, "--n", "4", "--out", str(out)]) == 0
+        assert Image.open(out).size[0] > 16
+    said = capsys.readouterr().out
+    assert "the moving average of G's weights" in said and "(16x16, G's weights" in said
+
+
 def run_example(args, tmp_path):
     env = {**os.environ, "TINYGAN_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    if STRICT:                                     # the child's ``import cupy`` gives the stand-in too
+        import strict_cupy
+        env["PYTHONPATH"] = os.pathsep.join([strict_cupy.shim(tmp_path / "shim"), env.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
