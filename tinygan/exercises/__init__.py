@@ -94,7 +94,8 @@ def _resolve(name, source, directory):
     if source is None or isinstance(source, (str, os.PathLike)):
         path = Path(source) if source is not None else Path(directory) / f"{name}.py"
         return load(name, path), str(path.resolve()), f"{ex.attr} from {path}"
-    return source, None, f"{getattr(source, '__qualname__', ex.attr)} (an object)"
+    kind = "class" if isinstance(source, type) else "function" if callable(source) else type(source).__name__
+    return source, None, f"your {kind} {getattr(source, '__qualname__', ex.attr)}"
 
 
 def check(name, source=None, directory=DIRECTORY, out=print, stages=None):
@@ -104,9 +105,10 @@ def check(name, source=None, directory=DIRECTORY, out=print, stages=None):
     ``stages``: the titles to run (default all: the library's reference, finite differences, PyTorch)."""
     ex, lines = exercise(name), []
 
-    def say(line):
-        lines.append(line)
-        out(line)
+    def say(text):
+        for line in text.split("\n"):
+            lines.append(line)
+            out(line)
     try:
         impl, path, what = _resolve(name, source, directory)
     except Fail as fail:
@@ -148,10 +150,16 @@ def train(name, source=None, directory=DIRECTORY, steps=40, out=print):
     try:
         impl, path, _ = _resolve(name, source, directory)
     except Fail as fail:
-        out(fail.text())
+        for line in fail.text().split("\n"):
+            out(line)
         return Result(name, False, fail.key, fail.text())
     lines = []
-    ok, step, _ = demo.train_or_fail(ex, impl, steps, path, lambda line: (lines.append(line), out(line)))
+
+    def say(text):
+        for line in text.split("\n"):
+            lines.append(line)
+            out(line)
+    ok, step, _ = demo.train_or_fail(ex, impl, steps, path, say)
     return Result(name, ok, None if ok else "parts", "\n".join(lines))
 
 

@@ -93,7 +93,7 @@ def against_reference(impl, path):
         if not close(after, want) and not close(after, at_step):
             index, yours, right = worst(after, at_step)
             raise Fail(f"FAIL gan_step: D's .grad of {name} changed during the G step: worst element {index}: "
-                       f"{yours:+.6e} after the step, {right:+.6e} at opt_D.step()", FROZEN, "frozen")
+                       f"yours {yours:+.6e} after the step, {right:+.6e} at opt_D.step()", FROZEN, "frozen")
         expect("gan_step", f"D's .grad of {name} after the step", after, want)
     if not mine["d_on"]:
         raise Fail("FAIL gan_step: D's parameters still have requires_grad False after the step",

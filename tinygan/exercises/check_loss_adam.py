@@ -48,13 +48,17 @@ def _bce_run(loss, x, y, dout, what, path=None):
     return value, grad
 
 
+def _ignores(right, dout):
+    return [("no-dout", right / dout if dout != 1 else None,
+             f"backward ignores dout: multiply by the upstream gradient (here {dout}; D's step passes ½)")]
+
+
 def bce_against_reference(impl, path):
     for i, (label, x, y, reduction, dout) in enumerate(_bce_cases() + [LARGE]):
         ref, mine = _bce_pair(impl, reduction, path)
         value_ref, grad_ref = _bce_run(ref, x, y, dout, "reference")
         value, grad = _bce_run(mine, x, y, dout, "bce_with_logits", path)
-        ignores = [("no-dout", grad_ref / dout if dout != 1 else None,
-                    f"backward ignores dout: multiply by the upstream gradient (here {dout}; D's step passes ½)")]
+        ignores = _ignores(grad_ref, dout)
         try:
             expect("bce_with_logits", "loss", value, value_ref, label, batch=x.size)
             expect("bce_with_logits", "gradient dL/dlogits", grad, grad_ref, label, ignores, batch=x.size)
@@ -75,7 +79,8 @@ def bce_finite_differences(impl, path):
         _, grad = _bce_run(mine, x, y, dout, "bce_with_logits", path)
         t = gradcheck.compare("dL/dlogits", grad, numeric)
         if not t.ok:
-            key, why = diagnose(np.asarray(grad), _bce_run(ref, x, y, dout, "reference")[1], batch=x.size)
+            right = _bce_run(ref, x, y, dout, "reference")[1]
+            key, why = diagnose(np.asarray(grad), right, _ignores(right, dout), batch=x.size)
             raise Fail(f"FAIL bce_with_logits: gradient dL/dlogits ({label}) against finite differences: worst "
                        f"element {t.worst_index}: yours {t.analytic:+.6e}, finite differences {t.numeric:+.6e}",
                        why, key)

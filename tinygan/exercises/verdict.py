@@ -75,7 +75,8 @@ def expect(ex, what, got, want, case="", mistakes=(), batch=None, source="right"
             return float(np.abs(got - want).max(initial=0.0))
     index, yours, right = worst(got, want)
     key, why = diagnose(got, want, mistakes, batch)
-    raise Fail(f"FAIL {where}: worst element {index}: yours {yours:+.6e}, {source} {right:+.6e}", why, key)
+    at = f"worst element {index}: " if got.ndim else ""
+    raise Fail(f"FAIL {where}: {at}yours {yours:+.6e}, {source} {right:+.6e}", why, key)
 
 
 def _shape_diagnosis(got, want):
