@@ -49,6 +49,15 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
 	TINYGAN_JIT=0 $(PY) -m pytest -q $(NUMPY_ONLY_TESTS)
 	TINYGAN_REFERENCE=1 $(PY) -m pytest -q $(REFERENCE_TESTS)
+	$(PY) -m tinygan.exercises notebooks --out $(NOTEBOOKS)
+	$(PY) -m pytest -q --nbmake $(NOTEBOOKS)
+
+# docs/tour.md and docs/exercises.md as Jupyter notebooks, generated from the markdown into an
+# ignored folder (the markdown is the one source); make test executes them with nbmake.
+NOTEBOOKS = build/notebooks
+.PHONY: notebooks
+notebooks: $(VENV)/.installed
+	$(PY) -m tinygan.exercises notebooks --out $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
