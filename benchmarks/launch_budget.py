@@ -16,6 +16,10 @@ arrays are NumPy arrays of a subclass that counts
   * temporaries: the bytes of every array an operation allocates (any output not given
     with ``out=``), and how many of those are copies that only change the memory layout
     (``transposing``: a contiguous copy of a non-contiguous array);
+  * bytes moved: what the operations read and write if each reads every operand once and
+    writes its output once (a product's operands too, whatever cuBLAS re-reads): a lower
+    bound of the step's memory traffic, the figure docs/gpu.md's estimate divides by the
+    GPU's bandwidth;
 
 and that returns every element-wise result C-contiguous, whatever the layout of its
 inputs, as CuPy's element-wise kernels do (NumPy keeps the inputs' layout). So a layer
@@ -49,6 +53,7 @@ class Counts:
         self.launches = Counter()
         self.by_owner = Counter()
         self.bytes = 0
+        self.moved = 0
         self.transposing = 0
         self.enabled = True
 
@@ -59,6 +64,11 @@ class Counts:
     def allocate(self, nbytes):
         if self.enabled:
             self.bytes += int(nbytes)
+
+    def move(self, *arrays):
+        """Count each array's bytes as read or written once."""
+        if self.enabled:
+            self.moved += sum(int(a.nbytes) for a in arrays if isinstance(a, (np.ndarray, np.generic)))
 
     @property
     def total(self):
@@ -79,6 +89,7 @@ class ndarray(np.ndarray):
         if out is not None:
             kwargs["out"] = tuple(_plain(o) for o in out)
         result = getattr(ufunc, method)(*args, **kwargs)
+        COUNTS.move(*args, *(kwargs["out"] if out is not None else _tuple(result)))
         if out is not None:
             return out[0] if len(out) == 1 else out
         return _wrap_new(result, contiguous=True)
@@ -92,18 +103,24 @@ class ndarray(np.ndarray):
         result = func(*_plain_tree(args), **_plain_tree(kwargs))
         if name in _VIEWS:
             return _wrap_view(result)
+        if name != "einsum":
+            COUNTS.move(*_arrays(args), *_arrays(kwargs.values()), *_tuple(result))
         return _wrap_new(result, contiguous=False)
 
     def __setitem__(self, key, value):
         COUNTS.launch("setitem")
+        target = np.ndarray.__getitem__(_plain(self), key)
+        COUNTS.move(target, target if isinstance(value, np.ndarray) else None)
         np.ndarray.__setitem__(_plain(self), key, _plain(value))
 
     def fill(self, value):
         COUNTS.launch("fill")
+        COUNTS.move(self)
         np.ndarray.fill(_plain(self), value)
 
     def copy(self, order="C"):
         COUNTS.launch("copy")
+        COUNTS.move(self, self)
         out = np.ndarray.copy(_plain(self), order=order)
         _note_layout_copy(self, out)
         return _wrap_new(out, contiguous=False)
@@ -112,7 +129,9 @@ class ndarray(np.ndarray):
         if not copy and np.dtype(dtype) == self.dtype:
             return self
         COUNTS.launch("astype")
-        return _wrap_new(np.ndarray.astype(_plain(self), dtype, **kw), contiguous=False)
+        out = np.ndarray.astype(_plain(self), dtype, **kw)
+        COUNTS.move(self, out)
+        return _wrap_new(out, contiguous=False)
 
     def get(self):
         """To the host, as CuPy's ``get`` (a transfer, not counted as a kernel)."""
@@ -132,6 +151,20 @@ def _count_einsum(args):
     COUNTS.launch("einsum: batched matmul", max(1, len(operands) - 1))
     for a in operands:
         COUNTS.allocate(a.nbytes)
+        COUNTS.move(a, a, a)                       # copied (read, write), then read by the GEMM
+
+
+def _arrays(tree):
+    """The arrays in a (nested) list or tuple of arguments."""
+    for x in tree:
+        if isinstance(x, np.ndarray):
+            yield x
+        elif isinstance(x, (list, tuple)):
+            yield from _arrays(x)
+
+
+def _tuple(r):
+    return r if isinstance(r, tuple) else (r,)
 
 
 def _plain(a):
@@ -181,6 +214,8 @@ def _function(name):
         if name in _CREATE:
             r = f(*_plain_tree(args), **_plain_tree(kwargs))
             COUNTS.launch(name, _CREATE[name])
+            if _CREATE[name]:
+                COUNTS.move(r)
             return _wrap_new(r, contiguous=False)
         if name in ("asarray", "array", "ascontiguousarray"):
             a = args[0]
@@ -189,6 +224,7 @@ def _function(name):
                 if r is _plain(a) or np.shares_memory(r, _plain(a)):
                     return _wrap_view(r)
                 COUNTS.launch(name)
+                COUNTS.move(r, r)
                 _note_layout_copy(a, r)
                 return _wrap_new(r, contiguous=False)
             COUNTS.launch("upload")                    # from the host
@@ -301,6 +337,7 @@ def main(argv=None):
           f"{args.features}, on the CuPy branch (stand-in):")
     print(f"  array operations (kernel launches): {counts.total}")
     print(f"  bytes of temporaries allocated:     {counts.bytes / 2**20:,.1f} MiB")
+    print(f"  bytes moved (each operand once):    {counts.moved / 1e9:,.1f} GB")
     print(f"  transposing (layout-only) copies:   {counts.transposing}")
     print("  by operation:")
     for kind, n in counts.launches.most_common(args.top):

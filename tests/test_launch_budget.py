@@ -22,7 +22,7 @@ BUDGET = 1100                 # array operations in one batch-256 step (docs/gpu
 @pytest.fixture(scope="module")
 def step_256():
     counts, G, D = lb.count_train_step(batch_size=256, image_size=64, features=64)
-    return counts.total, counts.bytes, counts.transposing, dict(counts.launches)
+    return counts.total, counts.bytes, counts.transposing, dict(counts.launches), counts.moved
 
 
 def test_the_stand_in_counts_what_a_gpu_would_launch():
@@ -43,18 +43,20 @@ def test_the_stand_in_counts_what_a_gpu_would_launch():
         assert not (np.arange(24.0).reshape(2, 3, 4).transpose(2, 0, 1) + 1).flags.c_contiguous   # NumPy keeps it
         assert lb.COUNTS.transposing == 1 and u.shape == (4, 2, 3)
         assert lb.COUNTS.bytes == 5 * a.nbytes + s.nbytes                    # a, c, d, t, u and the sum
+        # read and written: c (a, c), a[...] (a), add (a, d), sum (d, s), t (a, t), u (a, u)
+        assert lb.COUNTS.moved == 10 * a.nbytes + s.nbytes
         assert float(s) == 24.0 and b.shape == (4, 6) and float(c.get().sum()) == 2 * 276
 
 
 def test_a_batch_256_step_fits_the_launch_budget(step_256):
-    total, _, _, launches = step_256
+    total, _, _, launches, _ = step_256
     assert total <= BUDGET, f"{total} array operations > {BUDGET}: " + ", ".join(
         f"{k} {n}" for k, n in sorted(launches.items(), key=lambda kv: -kv[1])[:8])
 
 
 def test_no_transposing_copy_between_layers(step_256):
     """Only the two edges copy to the batch-innermost layout: z into G and the real images into D."""
-    _, _, transposing, _ = step_256
+    _, _, transposing, _, _ = step_256
     assert transposing == 2
 
 
@@ -68,8 +70,15 @@ def test_the_launch_count_does_not_grow_with_the_batch(step_256):
 def test_temporaries_per_step(step_256):
     """Bytes of arrays a batch-256 step allocates (the memory pool reuses them; this bounds the
     traffic): within the figure docs/gpu.md gives."""
-    _, nbytes, _, _ = step_256
+    _, nbytes, _, _, _ = step_256
     assert 3.0 * 2**30 < nbytes < 3.8 * 2**30
+
+
+def test_bytes_moved_per_step(step_256):
+    """What the step's operations read and write, each operand once: the memory traffic docs/gpu.md's
+    estimate divides by the GPU's bandwidth (36.4 GB at batch 256)."""
+    moved = step_256[4]
+    assert 33e9 < moved < 40e9, f"{moved / 1e9:.1f} GB moved: update docs/gpu.md's estimate"
 
 
 def test_the_stand_in_counts_einsum_as_cupy_runs_it():
