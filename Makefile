@@ -39,6 +39,8 @@ demo: $(VENV)/.installed
 # once more through the NumPy versions (TINYGAN_JIT=0), as on a machine without Numba, and the
 # gradient-check and PyTorch-oracle suite once more in reference mode (TINYGAN_REFERENCE=1): the
 # plain textbook code of every layer, the loss and Adam.
+# Then tests/test_gpu.py runs once on the strict stand-in for CuPy (tests/strict_cupy.py; its
+# CUDA-kernel and graph tests skip): a misuse of CuPy in the GPU tests shows here, not in a GPU session.
 NUMPY_ONLY_TESTS = tests/test_layers_gradcheck.py tests/test_torch_crosscheck.py tests/test_conv.py \
                    tests/test_float32.py tests/test_dcgan.py
 REFERENCE_TESTS  = $(NUMPY_ONLY_TESTS) tests/test_optim.py tests/test_im2col.py tests/test_augment.py \
@@ -49,6 +51,7 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest -q
 	TINYGAN_JIT=0 $(PY) -m pytest -q $(NUMPY_ONLY_TESTS)
 	TINYGAN_REFERENCE=1 $(PY) -m pytest -q $(REFERENCE_TESTS)
+	TINYGAN_GPU_TEST_BACKEND=strict $(PY) -m pytest -q -m gpu tests/test_gpu.py
 	$(PY) -m tinygan.exercises notebooks --out $(NOTEBOOKS)
 	$(PY) -m pytest -q --nbmake $(NOTEBOOKS)
 
