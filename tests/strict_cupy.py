@@ -116,9 +116,18 @@ def _frames():
         name = f.f_code.co_filename
         if name not in _SKIP_FILES and not name.startswith(_NUMPY):
             rel = os.path.relpath(name, _ROOT) if name.startswith(_ROOT) else os.path.basename(name)
-            out.append(f"{rel}:{f.f_lineno} {f.f_code.co_qualname}")
+            out.append(f"{rel}:{f.f_lineno} {_qualname(f)}")
         f = f.f_back
     return tuple(out)
+
+
+def _qualname(frame):
+    """'Class.method' or 'function' of a frame (co_qualname from Python 3.11; before, from ``self``)."""
+    code = frame.f_code
+    if hasattr(code, "co_qualname"):
+        return code.co_qualname
+    owner = frame.f_locals.get("self")
+    return f"{type(owner).__name__}.{code.co_name}" if owner is not None else code.co_name
 
 
 def _record(kind, nbytes=0, upload=False):
