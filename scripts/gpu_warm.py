@@ -73,7 +73,8 @@ def parts(tiny):
             ("the tests' float64", np.float64, "d2l", small),
             ("the tests' float64, nearest upsampling", np.float64, "paper", dict(small, upsample="nearest")),
             ("the tests' float64, every option", np.float64, "sprites",
-             dict(small, instance_noise=0.1, d_minibatch_std=True))]
+             dict(small, instance_noise=0.1, d_minibatch_std=True)),
+            ("the tests' float64, spectral norm", np.float64, "paper", dict(small, d_spectral_norm=True))]
 
 
 def main(argv=None):
