@@ -39,11 +39,17 @@ TINY = ["--image-size", "16", "--features", "4", "--latent-dim", "8", "--batch-s
 
 
 @pytest.fixture
-def cp():
-    """The stand-in installed as ``cupy``, tinygan on it in float32; NumPy again afterwards."""
+def standin():
+    """The stand-in installed as ``cupy``; tinygan still on NumPy, as in a fresh process."""
     with strict_cupy.installed() as mod:
-        tinygan.use("cupy", np.float32)
         yield mod
+
+
+@pytest.fixture
+def cp(standin):
+    """The stand-in, with tinygan on it in float32; NumPy again afterwards."""
+    tinygan.use("cupy", np.float32)
+    return standin
 
 
 def gan_on_device(cp, recipe="paper", batch=8, image_size=32, latent=16, features=8, **options):
@@ -145,7 +151,7 @@ def loop_syncs(transfers):
 
 
 @pytest.mark.parametrize("window,expected", [("epoch", "one per epoch"), ("step", "one per step")])
-def test_a_run_syncs_once_per_logging_window(cp, sprites, tmp_path, monkeypatch, window, expected):
+def test_a_run_syncs_once_per_logging_window(standin, sprites, tmp_path, monkeypatch, window, expected):
     """The loop copies a window's losses to the host in one go: one sync per window, none in the
     steps or the batches. Windows of 1e9 s end only with the epoch; windows of 0 s are every step."""
     monkeypatch.setitem(train_mod.SYNC_SECONDS, "cupy", 1e9 if window == "epoch" else 0.0)
@@ -183,7 +189,7 @@ TRAIN_CASES = {
 
 
 @pytest.mark.parametrize("case", list(TRAIN_CASES))
-def test_training_on_the_device(cp, data, tmp_path, monkeypatch, case, capsys):
+def test_training_on_the_device(standin, data, tmp_path, monkeypatch, case, capsys):
     monkeypatch.setenv("CUPY_TF32", os.environ.get("CUPY_TF32", "0"))          # --tf32 sets it: put it back
     out = tmp_path / "run"
     rc = pokemon.main(["--backend", "cupy", "--data", str(data), "--epochs", "2", "--out", str(out), *TINY,
@@ -210,7 +216,7 @@ def device_run(data, tmp_path_factory):
     return out
 
 
-def test_resume_on_the_device(cp, device_run, tmp_path, capsys):
+def test_resume_on_the_device(standin, device_run, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     for f in device_run.iterdir():
@@ -223,7 +229,7 @@ def test_resume_on_the_device(cp, device_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("weights", ["last", "ema"])
-def test_sample_on_the_device(cp, device_run, tmp_path, weights, capsys):
+def test_sample_on_the_device(standin, device_run, tmp_path, weights, capsys):
     args = ["--weights", "ema"] if weights == "ema" else []
     rc = pokemon.main(["sample", "--checkpoint", str(device_run / "checkpoint.npz"), "--backend", "cupy",
                        "--n", "4", "--out", str(tmp_path / "grid.png"), *args])
@@ -234,7 +240,7 @@ def test_sample_on_the_device(cp, device_run, tmp_path, weights, capsys):
         assert rc == 0 and (tmp_path / "grid.png").is_file(), said.err
 
 
-def test_export_of_a_device_run(cp, device_run, tmp_path):
+def test_export_of_a_device_run(standin, device_run, tmp_path):
     pytest.importorskip("torch", reason="export writes PyTorch's .pth")
     assert pokemon.main(["export", "--checkpoint", str(device_run / "checkpoint.npz"),
                          "--out", str(tmp_path / "netG.pth")]) == 0
@@ -256,7 +262,7 @@ EXPLORE = {
 
 
 @pytest.mark.parametrize("case", list(EXPLORE))
-def test_explore_on_the_device(cp, device_run, tmp_path, case, capsys):
+def test_explore_on_the_device(standin, device_run, tmp_path, case, capsys):
     command = case.split(" ")[0]
     if command == "features":
         pytest.importorskip("sklearn", reason="the features experiment's digits come from scikit-learn")
@@ -271,7 +277,7 @@ def test_explore_on_the_device(cp, device_run, tmp_path, case, capsys):
 
 
 @pytest.mark.parametrize("math", ["strict FP32", "TF32 on both"])
-def test_the_benchmark_on_the_device(cp, monkeypatch, capsys, math):
+def test_the_benchmark_on_the_device(standin, monkeypatch, capsys, math):
     """benchmarks/train_step.py --backend cupy, two timed steps (PyTorch has no CUDA here: tinygan alone)."""
     for name in (*bench.threadctl._ENV, "OPENBLAS_THREAD_TIMEOUT", "CUPY_TF32"):      # it sets these: put back
         monkeypatch.setenv(name, os.environ.get(name, "")) if name in os.environ else monkeypatch.delenv(name, False)
@@ -287,7 +293,7 @@ def test_the_benchmark_on_the_device(cp, monkeypatch, capsys, math):
 
 # ----- the GPU session's own scripts ----------------------------------------------------------
 
-def test_the_sessions_warm_up_runs_every_kind_of_step(cp, capsys):
+def test_the_sessions_warm_up_runs_every_kind_of_step(standin, capsys):
     """scripts/gpu_warm.py at toy sizes: every recipe and option it warms runs on the device."""
     assert gpu_warm.main(["--tiny"]) == 0
     said = capsys.readouterr().out
@@ -296,7 +302,7 @@ def test_the_sessions_warm_up_runs_every_kind_of_step(cp, capsys):
     assert lines[-1].startswith("=== warm:")
 
 
-def test_the_profile_keeps_each_section_and_survives_a_failing_one(cp, tmp_path, capsys):
+def test_the_profile_keeps_each_section_and_survives_a_failing_one(standin, tmp_path, capsys):
     """scripts/gpu_profile.py writes its JSON after every section; a section that fails (here the
     CUDA kernels, which a CPU cannot run) is recorded and the next one still runs."""
     out = tmp_path / "profile.json"
