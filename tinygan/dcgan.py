@@ -28,7 +28,7 @@ import numpy as np
 from .backend import get_array_module
 from .init import dcgan_init, normal_init
 from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, InstanceNoise, LeakyReLU,
-                 MinibatchStd, Module, ReLU, Sequential, SpectralNorm, Tanh, Upsample, sigmoid)
+                 MinibatchStd, Module, ReLU, Sequential, SpectralNorm, Tanh, TopK, Upsample, sigmoid)
 
 
 def _num_stride2_blocks(image_size, who):
@@ -157,12 +157,12 @@ RECIPES = {
 }
 
 
-def augmentation(recipe, rng, instance_noise=0.0):
-    """What D is shown of an image, drawing from ``rng``: the recipe's ``DiffAugment`` and, if
-    ``instance_noise`` > 0, ``InstanceNoise(instance_noise)`` after it (both: a Sequential);
-    None when there is neither (paper, d2l without noise)."""
+def augmentation(recipe, rng, instance_noise=0.0, p=1.0):
+    """What D is shown of an image, drawing from ``rng``: the recipe's ``DiffAugment`` (each map
+    applied with probability ``p``) and, if ``instance_noise`` > 0, ``InstanceNoise(instance_noise)``
+    after it (both: a Sequential); None when there is neither (paper, d2l without noise)."""
     policy = RECIPES[recipe].get("augment")
-    chain = ([DiffAugment(policy, rng=rng)] if policy else []) + \
+    chain = ([DiffAugment(policy, rng=rng, p=p)] if policy else []) + \
         ([InstanceNoise(instance_noise, rng=rng)] if instance_noise > 0 else [])
     return None if not chain else chain[0] if len(chain) == 1 else Sequential(*chain)
 
@@ -184,7 +184,52 @@ def build(recipe="paper", latent_dim=100, features=64, image_size=64, seed=0, up
     return G, D
 
 
-def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=None, real_label=1.0):
+class AdaptiveAugment:
+    """StyleGAN2-ADA's control of the augmentation probability p (Karras et al. 2020).
+
+    D overfitting shows in its outputs on the (augmented) real images: r_t = E[sign(D(x))]
+    goes to 1 as D grows certain about every training image. Every ``interval`` steps,
+
+        p ← clip(p + sign(r_t − target)·N·interval / (kimg·1000), 0, 1)
+
+    over the logits of those steps (N per step): p rises while D is too sure of the reals and
+    falls when it is not. ADA's target is 0.6, its interval 4 steps and its speed 500 kimg
+    (p could go from 0 to 1 in 500,000 images); the default here, 100 kimg, lets p cross
+    0 → 1 in ~3,000 steps of batch 32, within the demo's 20,160. p starts at 0 and is
+    written into ``augment.p`` (a ``DiffAugment``). The signs are summed on the device; the
+    adjustment reads that sum once per interval (on a GPU one wait every ``interval`` steps).
+    """
+
+    def __init__(self, augment, target=0.6, interval=4, kimg=100.0, p=0.0):
+        if not 0 < target < 1 or interval < 1 or not kimg > 0:
+            raise ValueError(f"AdaptiveAugment: need 0 < target < 1, interval >= 1, kimg > 0; "
+                             f"got {target}, {interval}, {kimg}")
+        self.augment, self.target, self.interval, self.kimg = augment, target, interval, kimg
+        self.augment.p = self.p = p
+        self.signs, self.count, self.steps = 0.0, 0, 0
+
+    def observe(self, logits_real):
+        """Add one step's real logits (N,); adjust p after every ``interval`` steps."""
+        self.signs = self.signs + get_array_module(logits_real).sign(logits_real).sum()
+        self.count += len(logits_real)
+        self.steps += 1
+        if self.steps % self.interval == 0:
+            r_t = float(self.signs) / self.count
+            adjust = math.copysign(self.count / (self.kimg * 1000), r_t - self.target) if r_t != self.target else 0.0
+            self.augment.p = self.p = min(max(self.p + adjust, 0.0), 1.0)
+            self.signs, self.count = 0.0, 0
+
+    def state(self):
+        """[p, steps] for a checkpoint (taken at an interval's end, where nothing is pending)."""
+        return [self.p, float(self.steps)]
+
+    def load_state(self, values):
+        self.augment.p = self.p = float(values[0])
+        self.steps = int(values[1])
+
+
+def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=None, real_label=1.0,
+               flip=None, ada=None, lecam=None, topk=None):
     """One DCGAN step: update D once on a real and a fake batch, then G once. Returns (loss_D, loss_G).
 
     real (N, 3, H, W) in [-1, 1]; z (N, Z, 1, 1). With ℓ(logit, label) the BCE on logits:
@@ -204,7 +249,18 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=No
                       time, and G's gradient comes back through it: dL/dfake = Tᵀ(dL/dT(fake)).
       ``real_label``  the target of real images in D's loss (0.9: one-sided label smoothing,
                       Salimans et al. 2016); fakes stay at 0 and G's target stays 1.
+    Issue 26's candidates, each off (None) by default; ``_candidate_step`` runs them:
+      ``loss_fn``     a ``HingeLoss``: D's hinge, and G's −D(G(z)) (``loss_fn.generator``).
+      ``flip``        a ``RandomFlip``: the real images mirrored at random before D sees them.
+      ``ada``         an ``AdaptiveAugment``: sees D's real logits, adjusts ``augment``'s p.
+      ``lecam``       a ``LeCam``: λ·R added to D's loss (its own gradient on each half's logits);
+                      the returned loss_D stays the adversarial part, R goes into ``stats['lecam']``.
+      ``topk``        k < N: G's loss over the k fakes D scores highest only (``TopK``).
     """
+    if flip is not None or ada is not None or lecam is not None or topk is not None or \
+            hasattr(loss_fn, "generator"):
+        return _candidate_step(G, D, opt_G, opt_D, real, z, loss_fn, stats, augment, real_label,
+                               flip, ada, lecam, topk)
     xp = get_array_module(real)
     loss_fn = loss_fn or BCEWithLogitsLoss()
     N = real.shape[0]
@@ -237,4 +293,61 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=No
     if stats is not None:
         stats["d_real"] = sigmoid(logits_real).mean()
         stats["d_fake"] = sigmoid(logits_fake).mean()
+    return loss_D, loss_G
+
+
+def _candidate_step(G, D, opt_G, opt_D, real, z, loss_fn, stats, augment, real_label, flip, ada, lecam, topk):
+    """``train_step`` with issue 26's candidates: the same two updates, each option where it acts.
+
+    Kept apart so that the plain step above stays the paper's, line for line; with every option
+    off this function computes what it does (tests/test_candidates.py checks that too).
+    """
+    xp = get_array_module(real)
+    loss_fn = loss_fn or BCEWithLogitsLoss()
+    g_loss = getattr(loss_fn, "generator", None)                  # hinge: G's own loss, no target
+    if g_loss is not None and real_label != 1:
+        raise ValueError("train_step: real_label (label smoothing) is a BCE option; the hinge loss has no labels")
+    N = real.shape[0]
+    ones, zeros = xp.ones(N, dtype=real.dtype), xp.zeros(N, dtype=real.dtype)
+    seen = augment if augment is not None else (lambda x: x)
+    no_term = (lambda logits: (0.0, 0.0))                         # LeCam off: nothing added
+
+    # ---- D step: real → 1, fake → 0 (plus λ·R) ------------------------------------------
+    opt_D.zero_grad()
+    logits_real = D(seen(flip(real) if flip is not None else real))
+    if ada is not None:
+        ada.observe(logits_real)
+    loss_real = loss_fn(logits_real, ones if real_label == 1 else xp.full(N, real_label, dtype=real.dtype))
+    reg_real, d_reg = (lecam.real if lecam is not None else no_term)(logits_real)
+    D.backward(loss_fn.backward(0.5) + d_reg, input_grad=False)
+    fake = G(z)
+    logits_fake = D(seen(fake))
+    loss_fake = loss_fn(logits_fake, zeros)
+    reg_fake, d_reg = (lecam.fake if lecam is not None else no_term)(logits_fake)
+    D.backward(loss_fn.backward(0.5) + d_reg, input_grad=False)
+    opt_D.step()
+    loss_D = (loss_real + loss_fake) / 2
+    if lecam is not None:
+        lecam.update(logits_real, logits_fake)
+
+    # ---- G step: through the freshly updated D, on the top k fakes ----------------------
+    opt_G.zero_grad()
+    D.requires_grad_(False)
+    try:
+        select = TopK(topk) if topk is not None and topk < N else None
+        logits = D(seen(fake))
+        chosen = select(logits) if select is not None else logits
+        loss_G = g_loss(chosen) if g_loss is not None else loss_fn(chosen, ones[:len(chosen)])
+        d_chosen = (g_loss or loss_fn).backward()
+        d_seen = D.backward(select.backward(d_chosen) if select is not None else d_chosen)
+        G.backward(augment.backward(d_seen) if augment is not None else d_seen)
+    finally:
+        D.requires_grad_(True)
+    opt_G.step()
+
+    if stats is not None:
+        stats["d_real"] = sigmoid(logits_real).mean()
+        stats["d_fake"] = sigmoid(logits_fake).mean()
+        if lecam is not None:
+            stats["lecam"] = reg_real + reg_fake
     return loss_D, loss_G

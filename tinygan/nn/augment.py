@@ -28,6 +28,15 @@ Backward, each the transpose of its (linear) map:
 The random numbers are drawn on the host from the ``rng`` the augmentation is given (the
 training run passes its own, so a checkpoint's rng state covers them too) and copied to
 the device: a few numbers per image.
+
+Applied with a probability (``DiffAugment(p=…)``, StyleGAN2-ADA's way; p = 1, the default,
+is the original): each map above is applied to image n only where a fresh r_n ~ U[0, 1)
+is below p, and is the identity elsewhere (b_n = 0, s_n = k_n = 1, t_n = u_n = 0, m_n = 1),
+so every backward above holds unchanged. ADA adjusts p while training (``dcgan.AdaptiveAugment``).
+
+Horizontal flip (``RandomFlip``, for the real images only: a small set doubled):
+    y[n,c,i,j] = x[n,c,i,W−1−j] where f_n = 1, else x;   dx = the same flip of dy (a flip is its own
+    inverse and its own transpose)
 """
 import numpy as np
 
@@ -171,6 +180,45 @@ def cutout_mask(cy, cx, size, H, W, xp):
     return 1 - inside
 
 
+class HorizontalFlip(Module):
+    """y = x mirrored left-right in the images where ``flip`` (N,) is true;  dx = dy mirrored the same way."""
+
+    def __init__(self, flip):
+        self.flip = flip
+
+    def forward(self, x):
+        return mirror(x, self.flip)
+
+    def backward(self, dout):
+        return mirror(dout, self.flip)                      # a flip is its own transpose
+
+
+def mirror(x, flip):
+    """x (N, C, H, W) with the images where ``flip`` (N,) is true reversed along W (a new array)."""
+    return get_array_module(x).where(flip.reshape(len(flip), 1, 1, 1), x[..., ::-1], x)
+
+
+class RandomFlip(Module):
+    """Each image mirrored left-right with probability ``p`` (fresh draws from ``rng`` each call)."""
+
+    def __init__(self, p=0.5, rng=None):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomFlip: p must be in [0, 1], got {p}")
+        self.p, self.rng = p, rng if rng is not None else np.random.default_rng(0)
+        self.op = None
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.op = HorizontalFlip(xp.asarray(self.rng.random(len(x)) < self.p))
+        return self.op(x)
+
+    def backward(self, dout):
+        return self.op.backward(dout)
+
+
 class DiffAugment(Module):
     """The augmentations of ``policy`` ('color,translation,cutout'), fresh random numbers each call.
 
@@ -178,23 +226,28 @@ class DiffAugment(Module):
     ``self.ops`` and applies them in order; ``backward(dy)`` applies their transposes in the
     reverse order. A training step augments each batch separately (the real one, the fake
     one for D, the fake one again for G), and only G's needs a backward. ``replay=True``
-    makes forward reuse the last numbers (for gradient checks).
+    makes forward reuse the last numbers (for gradient checks). ``p`` < 1: each map is applied to
+    each image with probability p (module docstring); ``p`` may be changed between calls.
     """
 
-    def __init__(self, policy="color,translation,cutout", rng=None, translation=0.125, cutout=0.5):
+    def __init__(self, policy="color,translation,cutout", rng=None, translation=0.125, cutout=0.5, p=1.0):
         self.policy = [p for p in policy.split(",") if p] if isinstance(policy, str) else list(policy)
         unknown = [p for p in self.policy if p not in POLICIES]
         if unknown:
             raise ValueError(f"DiffAugment: unknown policy {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.translation, self.cutout = translation, cutout
+        self.p = p
         self.ops, self.replay = None, False
 
     def extra_repr(self):
-        return f"policy={','.join(self.policy)!r}, translation={self.translation}, cutout={self.cutout}"
+        p = f", p={self.p}" if self.p != 1 else ""
+        return f"policy={','.join(self.policy)!r}, translation={self.translation}, cutout={self.cutout}{p}"
 
     def draw(self, shape, xp, dtype):
         """The chain of fixed maps for one batch of ``shape`` (N, C, H, W)."""
+        if self.p < 1:
+            return self.draw_with_probability(shape, xp, dtype)
         N, _, H, W = shape
         r, ops = self.rng, []
         host = lambda a: xp.asarray(a.astype(dtype) if a.dtype.kind == "f" else a)    # noqa: E731
@@ -208,6 +261,32 @@ class DiffAugment(Module):
             size = int(H * self.cutout + 0.5)
             cy, cx = r.integers(0, H + 1 - size % 2, N), r.integers(0, W + 1 - size % 2, N)
             ops.append(Cutout(cutout_mask(host(cy), host(cx), size, H, W, xp).astype(dtype)))
+        return ops
+
+    def draw_with_probability(self, shape, xp, dtype):
+        """``draw``'s maps, each made the identity for the images whose fresh U[0, 1) draw is ≥ p.
+
+        The maps' numbers are drawn as in ``draw`` (one op at a time), then one 'apply?' draw
+        per map and image; an image left out gets the map's identity numbers.
+        """
+        N, _, H, W = shape
+        r, ops = self.rng, []
+        host = lambda a: xp.asarray(a.astype(dtype) if a.dtype.kind == "f" else a)    # noqa: E731
+        on = lambda: r.random(N) < self.p                                              # noqa: E731
+        if "color" in self.policy:
+            b, s, k = r.random(N) - 0.5, r.random(N) * 2, r.random(N) + 0.5
+            ops += [Brightness(host(np.where(on(), b, 0.0))), Saturation(host(np.where(on(), s, 1.0))),
+                    Contrast(host(np.where(on(), k, 1.0)))]
+        if "translation" in self.policy:
+            S = int(H * self.translation + 0.5)
+            t, u = r.integers(-S, S + 1, N), r.integers(-S, S + 1, N)
+            keep = on()
+            ops.append(Translate(host(t * keep), host(u * keep), S))
+        if "cutout" in self.policy:
+            size = int(H * self.cutout + 0.5)
+            cy, cx = r.integers(0, H + 1 - size % 2, N), r.integers(0, W + 1 - size % 2, N)
+            hole = 1 - cutout_mask(host(cy), host(cx), size, H, W, xp)                # 1 inside the square
+            ops.append(Cutout((1 - hole * host(on().astype(np.int64)).reshape(N, 1, 1, 1)).astype(dtype)))
         return ops
 
     def forward(self, x):

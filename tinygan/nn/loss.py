@@ -1,5 +1,6 @@
 """Losses on raw logits, stable for any logit: BCEWithLogitsLoss (binary), CrossEntropyLoss (softmax)
-and NTXentLoss (SimCLR's contrastive loss, a CrossEntropyLoss over similarities).
+and NTXentLoss (SimCLR's contrastive loss, a CrossEntropyLoss over similarities); for GAN experiments
+HingeLoss (with GeneratorHingeLoss, G's side of it) and LeCam, a regulariser of D's outputs.
 
 BCEWithLogitsLoss: for a logit x and a target y ∈ [0, 1] (p = σ(x)):
     ℓ = −[y·log p + (1 − y)·log(1 − p)] = max(x, 0) − x·y + log(1 + e^−|x|)
@@ -9,6 +10,8 @@ loss and no NaN. Its derivative is dℓ/dx = σ(x) − y.
 Reduction 'mean' (PyTorch's default, the DCGAN paper's) divides by the number of
 elements n; 'sum' (d2l's chapter) does not. Cache: ``self.x``, ``self.y``.
 """
+import numpy as np
+
 from ..backend import get_array_module
 from .activation import sigmoid
 from .module import Module
@@ -144,3 +147,126 @@ class NTXentLoss(Module):
         z, tau = self.z, self.z.dtype.type(self.temperature)
         dz = (dS + dS.T) @ z / tau
         return (dz - z * (z * dz).sum(axis=1, keepdims=True)) / self.norm
+
+
+class HingeLoss(Module):
+    """The hinge loss of D (SN-GAN, Miyato et al. 2018; Lim & Ye 2017): real logits pushed above +1,
+    fake ones below −1, nothing asked beyond.
+
+    target y ∈ {0, 1} per logit, s = 2y − 1 (+1 real, −1 fake):
+        ℓ = reduce(max(0, 1 − s·x))
+        dℓ/dx = −s·[1 − s·x > 0] / n · dloss        (n for 'mean'; 1 for 'sum')
+    G's side is ``GeneratorHingeLoss`` (−x, not a hinge): ``self.generator``. Cache: ``self.x``, ``self.s``.
+    """
+
+    def __init__(self, reduction="mean"):
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"HingeLoss: reduction must be 'mean' or 'sum', got {reduction!r}")
+        self.reduction = reduction
+        self.generator = GeneratorHingeLoss(reduction)
+
+    def __call__(self, logits, target):
+        return self.forward(logits, target)
+
+    def forward(self, logits, target):
+        xp = get_array_module(logits, target)
+        if logits.shape != target.shape:
+            raise ValueError(f"HingeLoss: logits of shape {tuple(logits.shape)} and target of "
+                             f"shape {tuple(target.shape)} must have the same shape")
+        self.x, self.s = logits, 2 * target - 1
+        total = xp.maximum(1 - self.s * logits, 0).sum()
+        return total / logits.size if self.reduction == "mean" else total
+
+    def backward(self, dout=1.0):
+        """dL/dlogits for an upstream dL/dloss ``dout`` (a host scalar)."""
+        if getattr(self, "x", None) is None:
+            raise RuntimeError("HingeLoss.backward called before forward: compute the loss first")
+        dout = dout.item() if hasattr(dout, "item") else float(dout)
+        scale = dout / self.x.size if self.reduction == "mean" else dout
+        active = (1 - self.s * self.x > 0).astype(self.x.dtype)
+        return (-self.s * active * self.x.dtype.type(scale)).astype(self.x.dtype, copy=False)
+
+
+class GeneratorHingeLoss(Module):
+    """G's loss with a hinge-loss D: ℓ = −reduce(x) (make D's score of a fake high, without limit);
+    dℓ/dx = −1/n · dloss. Takes no target. Cache: ``self.x``."""
+
+    def __init__(self, reduction="mean"):
+        self.reduction = reduction
+
+    def __call__(self, logits):
+        return self.forward(logits)
+
+    def forward(self, logits):
+        self.x = logits
+        total = -logits.sum()
+        return total / logits.size if self.reduction == "mean" else total
+
+    def backward(self, dout=1.0):
+        if getattr(self, "x", None) is None:
+            raise RuntimeError("GeneratorHingeLoss.backward called before forward: compute the loss first")
+        dout = dout.item() if hasattr(dout, "item") else float(dout)
+        scale = dout / self.x.size if self.reduction == "mean" else dout
+        return get_array_module(self.x).full(self.x.shape, -scale, dtype=self.x.dtype)
+
+
+class LeCam(Module):
+    """LeCam regularisation of D (Tseng et al. 2021), as their code has it (with a ReLU):
+
+        R = mean(max(0, D(x) − α_F)²) + mean(max(0, α_R − D(G(z)))²),   added to D's loss as λ·R
+
+    α_R, α_F: moving averages (decay 0.99, zero-debiased) of the mean logit D gave real and fake
+    images in PAST steps (constants here: no gradient flows into them). It keeps D's real scores
+    from running far above what fakes used to get and the reverse, which bounds how far D can
+    pull the two apart on a small set.
+
+    D's two halves run one after the other (D keeps one forward cache), so each term is its own
+    call, with its gradient (per logit; N logits in the half):
+        real(x):  λ·mean(relu(x − α_F)²),   d/dx_i = 2λ·relu(x_i − α_F)/N
+        fake(y):  λ·mean(relu(α_R − y)²),   d/dy_i = −2λ·relu(α_R − y_i)/N
+    ``update(logits_real, logits_fake)`` after D's step moves the averages on; until the first
+    update there is no history and both terms are 0. The averages stay on the device (no sync).
+    """
+
+    def __init__(self, weight, decay=0.99):
+        if not weight >= 0 or not 0 <= decay < 1:
+            raise ValueError(f"LeCam: weight must be >= 0 and decay in [0, 1), got {weight}, {decay}")
+        self.weight, self.decay = weight, decay
+        self.ema_real = self.ema_fake = 0.0          # undebiased sums; 0-d arrays once updated
+        self.updates = 0
+
+    def averages(self):
+        """(α_R, α_F), zero-debiased: the sums divided by 1 − decay^updates."""
+        debias = 1.0 - self.decay ** self.updates
+        return self.ema_real / debias, self.ema_fake / debias
+
+    def real(self, logits):
+        """λ·mean(relu(x − α_F)²) and its gradient (N,) w.r.t. the real logits x."""
+        return self._term(logits, +1)
+
+    def fake(self, logits):
+        """λ·mean(relu(α_R − y)²) and its gradient (N,) w.r.t. the fake logits y."""
+        return self._term(logits, -1)
+
+    def _term(self, logits, sign):
+        xp = get_array_module(logits)
+        if not self.updates:
+            return xp.zeros((), logits.dtype), xp.zeros_like(logits)
+        alpha_real, alpha_fake = self.averages()
+        gap = xp.maximum(sign * (logits - (alpha_fake if sign > 0 else alpha_real)), 0).astype(logits.dtype)
+        n, w = logits.size, logits.dtype.type(self.weight)
+        return w * (gap * gap).sum() / n, (sign * 2 * w / n) * gap
+
+    def update(self, logits_real, logits_fake):
+        """α_R, α_F moved on by this step's mean logits."""
+        d = self.decay
+        self.ema_real = d * self.ema_real + (1 - d) * logits_real.astype(np.float64).mean()
+        self.ema_fake = d * self.ema_fake + (1 - d) * logits_fake.astype(np.float64).mean()
+        self.updates += 1
+
+    def state(self):
+        """What a checkpoint keeps: [ema_real, ema_fake, updates] as host floats."""
+        return [float(self.ema_real), float(self.ema_fake), float(self.updates)]
+
+    def load_state(self, values):
+        self.ema_real, self.ema_fake, self.updates = float(values[0]), float(values[1]), int(values[2])
