@@ -12,9 +12,9 @@ TORCH_SPEC ?= torch==2.13.0
 DATA ?= $(wildcard ../shared/data/pokesprite-gen8)
 OUT  ?= runs/demo
 # The demo's recipe and length (README, "Which recipe"): the paper's recipe + DiffAugment, its
-# pictures drawn by the moving average of G; 480 epochs of the 1,332 sprites = 20,160 steps, where
-# its samples turn into creatures.
-DEMO_RECIPE ?= --recipe sprites --epochs 480
+# pictures drawn by the moving average of G; 20,160 steps, where its samples turn into creatures,
+# whatever DATA holds (480 epochs of the 1,332 sprites; fewer of a larger set, the last one cut short).
+DEMO_RECIPE ?= --recipe sprites --steps 20160
 DEMO_ARGS ?=
 
 .PHONY: demo test venv clean

@@ -94,7 +94,12 @@ def train_parser():
     p.add_argument("--data", metavar="FOLDER_OR_ZIP",
                    help="image folder (searched recursively) or .zip; default: download d2l's Pokémon set")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/pokemon, or the resumed run's)")
-    p.add_argument("--epochs", type=positive_int, help="epochs to train in all (numpy 120, cupy 20)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=positive_int, help="epochs to train in all (numpy 120, cupy 20)")
+    length.add_argument("--steps", type=positive_int, metavar="N",
+                        help="optimizer steps (batches) to train in all, instead of --epochs: the epochs "
+                             "follow from the data set's size, and the run stops after step N even part-way "
+                             "through an epoch. `make demo` runs 20160, whatever the data")
     p.add_argument("--batch-size", type=positive_int, help="images per step (numpy 32, cupy 256)")
     p.add_argument("--image-size", type=image_size, help="side of the square images (numpy 32, cupy 64)")
     p.add_argument("--latent-dim", type=positive_int, help="size of z (default 100)")
@@ -221,6 +226,8 @@ def main_train(argv):
         if clash:
             parser.error("--resume continues the saved run; these flags differ from it: " + ", ".join(clash))
         settings = {**saved, **given, "out": given.get("out") or os.path.dirname(os.path.abspath(args.resume))}
+        if "epochs" in given or "steps" in given:           # the length given now replaces the saved one
+            settings.update({k: given.get(k) for k in ("epochs", "steps")})
     else:
         settings = given
     settings["progress"] = not args.no_progress

@@ -277,8 +277,9 @@ def test_without_data_or_network_cupy_stops_with_numpys_one_line(tmp_path, monke
         rc = pokemon.main(["--backend", name, "--out", str(tmp_path / name), "--epochs", "1", "--no-progress"])
         out, err = capsys.readouterr()
         assert rc == 1, out + err
-        assert err.startswith("error: download of ") and err.count("\n") == 1, err
-        assert "--data FOLDER_OR_ZIP" in err and out == "", out
+        assert err.startswith("error: no training data: no --data given, and d2l's Pokémon zip could not be "
+                              "downloaded (") and err.count("\n") == 1, err
+        assert "--data PATH" in err and "make demo DATA=PATH" in err and out == "", out
         said[name] = err
     assert said["cupy"] == said["numpy"]
 

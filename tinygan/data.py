@@ -42,7 +42,7 @@ from PIL import Image, ImageColor, UnidentifiedImageError
 
 from . import backend
 from .images import from_uint8, to_uint8  # noqa: F401  (part of this module's API)
-from .download import DataError, default_data_path, ensure_pokemon, tinygan_home
+from .download import DataError, DownloadError, default_data_path, ensure_pokemon, tinygan_home
 
 __all__ = ["load_images", "load_image", "LoadResult", "DataError", "to_uint8", "from_uint8",
            "batches", "batch_indices", "default_data_path", "ensure_pokemon", "IMAGE_EXTENSIONS"]
@@ -294,7 +294,7 @@ def load_images(path=None, image_size=64, resize="pad", background=(255, 255, 25
     """
     image_size, resize, background, limit = _check_options(image_size, resize, background, limit)
     start = time.monotonic()
-    path = Path(ensure_pokemon(verbose=verbose) if path is None else path).expanduser()
+    path = Path(_downloaded(verbose) if path is None else path).expanduser()
     if path.is_dir():
         result = _load_source(path, _folder_entries(path), None, image_size, resize,
                               background, limit, cache_dir, trim)
@@ -308,6 +308,17 @@ def load_images(path=None, image_size=64, resize="pad", background=(255, 255, 25
     if verbose:
         print(_summary(result, path, image_size, time.monotonic() - start), flush=True)
     return result
+
+
+def _downloaded(verbose):
+    """The Pokémon zip (``ensure_pokemon``), or one DataError naming both ways to data without it."""
+    try:
+        return ensure_pokemon(verbose=verbose)
+    except DownloadError as e:
+        raise DataError(f"no training data: no --data given, and d2l's Pokémon zip could not be downloaded "
+                        f"({e.reason}; {e.url}); pass a folder or .zip of images: --data PATH, or make demo "
+                        f"DATA=PATH (make looks in ../shared/data/pokesprite-gen8), or connect to the network "
+                        f"and run again") from None
 
 
 def _check_options(image_size, resize, background, limit):

@@ -5,6 +5,9 @@
             train_step(G, D, opt_G, opt_D, x, z)          # D once, then G once (dcgan.py)
         for each callback: on_epoch_end(run, record)      # pictures, logs, checkpoint (callbacks.py)
 
+A run's length is ``epochs`` whole epochs, or ``steps`` steps: then the epochs follow from the
+data set's size, and the last one ends part-way when the steps run out (``Run.end_epoch``).
+
 ``run(Config(...))`` is what ``examples/pokemon.py`` calls. What a run writes into
 ``config.out`` is decided by its callbacks (``callbacks.standard``: real.png,
 samples_epoch_NNN.png, progress.gif, losses.png, log.jsonl, checkpoint.npz); the run itself
@@ -31,8 +34,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import backend, checkpoint, jit
-from .callbacks import standard
+from . import backend, checkpoint, dcgan, jit
+from .callbacks import Throttled, standard
 from .data import load_images, parse_color
 from .dcgan import RECIPES, augmentation, train_step
 from .ema import EMA
@@ -65,6 +68,8 @@ class Config:
     data: str = None                 # folder or .zip; None: d2l's Pokémon zip, downloaded once
     out: str = "runs/pokemon"
     epochs: int = None               # None: BACKEND_DEFAULTS
+    steps: int = None                # optimizer steps in all; given, it wins: the epochs follow from it
+                                     # and the last one stops part-way when it does not divide
     batch_size: int = None
     image_size: int = None
     latent_dim: int = 100
@@ -182,6 +187,8 @@ class Run:
             cfg.batch_size = self.n
         self.images, _ = place_dataset(self.images_host, self.xp, self.dtype)
         self.n_batches = -(-self.n // cfg.batch_size)
+        if cfg.steps:                                   # the length in steps: epochs follow, the last maybe cut
+            cfg.epochs = -(-cfg.steps // self.n_batches)
 
         self.G, self.D = checkpoint.models_from_arch(cfg.arch(), seed=cfg.seed)
         self.G.to(cfg.backend, self.dtype)
@@ -213,10 +220,14 @@ class Run:
         chain = list(self.augment) if isinstance(self.augment, Sequential) else [self.augment]
         self.noise = next((m for m in chain if isinstance(m, InstanceNoise)), None)
 
+    @property
+    def total_steps(self):
+        """The steps the whole run takes: ``cfg.steps``, else ``cfg.epochs`` whole epochs."""
+        return self.cfg.steps or self.cfg.epochs * self.n_batches
+
     def noise_sigma(self):
         """Instance noise's σ for the coming step: σ₀·(1 − step/steps), 0 from the run's last step on."""
-        total = self.cfg.epochs * self.n_batches
-        return self.cfg.instance_noise * max(0.0, 1.0 - self.state.step / total)
+        return self.cfg.instance_noise * max(0.0, 1.0 - self.state.step / self.total_steps)
 
     @property
     def sampler(self):
@@ -237,12 +248,13 @@ class Run:
     def batches(self):
         """(real, z) for each remaining batch of this epoch, drawn in the order of ``state.perm``.
 
-        The loop's ``EpochLog.step`` counts each step done (``state.batch``), which moves this on.
+        The loop's ``EpochLog.step`` counts each step done (``state.batch``), which moves this on;
+        the run's last step (``total_steps``) ends the epoch early.
         """
         s, B = self.state, self.cfg.batch_size
         if s.batch == 0 or s.perm is None:
             s.perm = s.rng.permutation(self.n)
-        while s.batch < self.n_batches:
+        while s.batch < self.n_batches and s.step < self.total_steps:
             idx = s.perm[s.batch * B:(s.batch + 1) * B]
             z = s.rng.standard_normal((len(idx), self.cfg.latent_dim, 1, 1)).astype(self.dtype)
             yield batch_of(self.images, idx, self.xp), self.xp.asarray(z)
@@ -257,14 +269,23 @@ class Run:
                         G_ema=self.ema.model if self.ema is not None else None)
 
     def end_epoch(self, log):
-        """Close the epoch: its log record (also kept in ``state.records``), the counters moved on."""
+        """Close the epoch: its log record (also kept in ``state.records``), the counters moved on.
+
+        An epoch the run's last step cut short (``--steps``) gets its record, but the counters
+        stay in it (``state.batch``, its data order ``perm``): a resume with more steps finishes
+        that same epoch, as the uninterrupted run would, and replaces the record.
+        """
         s = self.state
         ep = slice(log.first_step, len(s.loss_D))
         means = {name: float(np.mean(getattr(s, key)[ep])) for name, key in zip(_RECORD_NAMES, _HISTORY)}
         record = {"epoch": s.epoch + 1, **means, "examples_per_sec": log.examples / log.seconds,
                   "seconds": log.seconds}
-        s.records.append(record)
-        s.epoch, s.batch, s.perm = s.epoch + 1, 0, None
+        if s.records and s.records[-1]["epoch"] == record["epoch"]:     # the cut epoch, now further on
+            s.records[-1] = record
+        else:
+            s.records.append(record)
+        if s.batch == self.n_batches:
+            s.epoch, s.batch, s.perm = s.epoch + 1, 0, None
         return record
 
     def interrupt(self, signame):
@@ -274,7 +295,18 @@ class Run:
         raise KeyboardInterrupt(
             f"{signame}: stopped after step {s.step} (epoch {s.epoch + 1}, batch {s.batch}/{self.n_batches}); "
             f"checkpoint written to {self.checkpoint_path}. Continue with:\n"
-            f"  python examples/pokemon.py --resume {self.checkpoint_path} --epochs {self.cfg.epochs}")
+            f"  python examples/pokemon.py --resume {self.checkpoint_path} {self.length_flag()}")
+
+    def length_flag(self):
+        """The flag that gives this run's length: '--steps N', or '--epochs N' for a run sized in epochs."""
+        return f"--steps {self.cfg.steps}" if self.cfg.steps else f"--epochs {self.cfg.epochs}"
+
+    def done(self):
+        """The steps done, in epochs too: '600 steps (14 epochs and 12 of the 42 steps of the 15th epoch)'."""
+        s = self.state
+        whole = f"{s.epoch} epoch{'s' * (s.epoch != 1)}"
+        part = f"{s.batch} of the {self.n_batches} steps of the {_ordinal(s.epoch + 1)} epoch"
+        return f"{s.step} steps ({part if not s.epoch else f'{whole} and {part}' if s.batch else whole})"
 
     def summary(self):
         s = self.state
@@ -301,9 +333,9 @@ def run(cfg, resume=None, callbacks=None):
             json.dump({**asdict(cfg), "images": r.n, "skipped": r.skipped}, f, indent=2)
         for cb in callbacks:
             cb.on_start(r)
-        announce(r)
+        announce(r, callbacks)
         with _StopSignal() as stop:
-            while r.state.epoch < cfg.epochs:
+            while r.state.step < r.total_steps:
                 log = EpochLog(r, stop)
                 for real, z in r.batches():
                     stats = {}
@@ -325,8 +357,7 @@ def run(cfg, resume=None, callbacks=None):
     summary = r.summary()
     _log(f"loss_D {summary['loss_D']:.3f}, loss_G {summary['loss_G']:.3f}, "
          f"{summary['examples_per_sec']:.1f} examples/sec")
-    _log(f"trained {r.state.epoch} epochs ({r.state.step} steps) in {format_seconds(r.state.seconds)}; "
-         f"pictures, log and checkpoint in {cfg.out}")
+    _log(f"trained {r.done()} in {format_seconds(r.state.seconds)}; pictures, log and checkpoint in {cfg.out}")
     return summary
 
 
@@ -342,7 +373,8 @@ class EpochLog:
         self.run, self.stop = run, stop
         s, cfg = run.state, run.cfg
         self.first_step = len(s.loss_D) - s.batch          # where this epoch's history begins
-        self.bar = Progress(run.n_batches, desc=f"epoch {s.epoch + 1}/{cfg.epochs}", unit="batches",
+        self.last = min(run.n_batches, s.batch + run.total_steps - s.step)     # the batch it ends after
+        self.bar = Progress(self.last, desc=f"epoch {s.epoch + 1}/{cfg.epochs}", unit="batches",
                             enabled=cfg.progress)
         self.bar.n = s.batch
         self.pending = []                                  # [(z, (loss_D, loss_G, D(x), D(G(z))))]
@@ -358,7 +390,7 @@ class EpochLog:
         s.step += 1
         self.examples += len(z)
         if (time.perf_counter() - self.last_sync >= SYNC_SECONDS[r.cfg.backend]
-                or s.batch == r.n_batches or self.stop.received):
+                or s.batch == self.last or self.stop.received):
             values = self.sync()
             self.last_sync = time.perf_counter()
             rate = self.examples / (self.last_sync - self.t0)
@@ -396,35 +428,65 @@ class EpochLog:
         self.bar.close()
 
 
-def announce(r):
-    """Print what the run will do and, from one timed step, about how long it will take."""
+def announce(r, callbacks=()):
+    """Print what the run will do and about how long it will take: its steps at the speed of
+    ``estimate_step_seconds``, plus the share of the training time its throttled chores may take."""
     cfg, s = r.cfg, r.state
-    if s.epoch >= cfg.epochs:
-        _log(f"nothing to do: the checkpoint already finished {s.epoch} of {cfg.epochs} epochs "
-             f"(pass a larger --epochs to continue)")
+    if s.step >= r.total_steps:
+        _log(f"nothing to do: the checkpoint has done {r.done()}, and the run is {r.total_steps} steps long "
+             f"(pass a larger --steps or --epochs to continue)")
         return
-    per_step = estimate_step_seconds(r)
-    left = (cfg.epochs - s.epoch) * r.n_batches - s.batch
+    per_step, timed = estimate_step_seconds(r)
+    left = r.total_steps - s.step
+    chores = sum(cb.share for cb in callbacks if isinstance(cb, Throttled))
     why = jit.why_off()
     loops = "" if cfg.backend != "numpy" else " (compiled loops)" if why is None else \
         " (NumPy only: pip install numba for the compiled loops)" if not jit.numba_installed() else f" ({why})"
+    cut = r.total_steps % r.n_batches
+    last = f", the last one cut after {cut} of its steps" if cut else ""
     _log(f"{cfg.backend}{loops}: {r.n} images {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, "
-         f"{r.n_batches} steps/epoch, epochs {s.epoch + 1}..{cfg.epochs}; "
-         f"about {cfg.batch_size / per_step:.0f} examples/sec, ETA {format_seconds(left * per_step)}")
+         f"{r.n_batches} steps/epoch, steps {s.step + 1}..{r.total_steps} (epochs {s.epoch + 1}..{cfg.epochs}{last}); "
+         f"about {cfg.batch_size / per_step:.0f} examples/sec, ETA {format_seconds(left * per_step * (1 + chores))} "
+         f"({timed} steps timed)")
+
+
+# The ETA's timed steps: for ESTIMATE_SECONDS, or ESTIMATE_SHARE of the run if that is less, and
+# at least ESTIMATE_MIN_STEPS. One timed step was too few: on 2 cores the same step's time swings
+# from one moment to the next (when the other core is busy, the split work waits for it), and one
+# step is a sample of a single moment.
+ESTIMATE_SECONDS, ESTIMATE_SHARE, ESTIMATE_MIN_STEPS = 3.0, 0.02, 3
 
 
 def estimate_step_seconds(r):
-    """Time one training step on throwaway copies of the models (the run itself is untouched)."""
-    G, D, opt_G, opt_D, augment = copy.deepcopy((r.G, r.D, r.opt_G, r.opt_D, r.augment))   # its rng too
-    n = min(r.cfg.batch_size, r.n)
-    real = batch_of(r.images, np.arange(n), r.xp)
-    z = r.xp.asarray(np.random.default_rng(12345).standard_normal((n, r.cfg.latent_dim, 1, 1)), dtype=real.dtype)
-    # float() copies loss_D to the host, so on a GPU it waits until the step has really run
+    """(seconds per step, steps timed): the run's steps timed on throwaway copies of everything
+    they change (models, optimizers, augmentation, moving average), so the run is untouched.
+
+    Each timed step is what the loop does: draw a batch and z, ``train_step`` with the run's
+    options, move the moving average on, bring the loss to the host. One step before them is
+    not timed (it loads the compiled loops and allocates the scratch buffers).
+    """
+    G, D, opt_G, opt_D, augment, ema = copy.deepcopy((r.G, r.D, r.opt_G, r.opt_D, r.augment, r.ema))
+    rng, B = np.random.default_rng(12345), min(r.cfg.batch_size, r.n)
     options = dict(augment=augment, real_label=r.cfg.real_label)                      # as Run.step
-    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, **options)[0])     # warm-up (allocations, caches)
-    t = time.perf_counter()
-    float(train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, **options)[0])
-    return (time.perf_counter() - t) * r.cfg.batch_size / n
+
+    def one_step():
+        real = batch_of(r.images, rng.permutation(r.n)[:B], r.xp)
+        z = r.xp.asarray(rng.standard_normal((B, r.cfg.latent_dim, 1, 1)), dtype=real.dtype)
+        # dcgan's train_step, not this module's name for it: tests count the run's own calls of that
+        loss_D, _ = dcgan.train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, {}, **options)
+        if ema is not None:
+            ema.update()
+        float(loss_D)                   # on a GPU: wait until the step has really run
+
+    one_step()                                                                        # warm-up
+    t0 = time.perf_counter()
+    one_step()
+    budget = min(ESTIMATE_SECONDS, ESTIMATE_SHARE * (r.total_steps - r.state.step) * (time.perf_counter() - t0))
+    n = 1
+    while n < ESTIMATE_MIN_STEPS or time.perf_counter() - t0 < budget:
+        one_step()
+        n += 1
+    return (time.perf_counter() - t0) / n * r.cfg.batch_size / B, n
 
 
 def place_dataset(images_host, xp, dtype, fraction=0.5):
@@ -480,6 +542,11 @@ class _StopSignal:
     def __exit__(self, *exc):
         for s, h in self.old.items():
             signal.signal(s, h)
+
+
+def _ordinal(n):
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _log(msg):
