@@ -231,6 +231,49 @@ def test_a_mis_shaped_tensor_is_named():
         tw.discriminator_from_state_dict(state)
 
 
+@pytest.mark.parametrize("bad, message", [
+    (np.ones(5), r"main\.3\.weight has shape \(5,\), but it is a convolution's weight, which has 4 dimensions"),
+    (np.ones((16, 8, 4, 4, 1)), r"main\.3\.weight has shape \(16, 8, 4, 4, 1\), but it is a convolution's weight"),
+    (np.ones((16, 8, 3, 3)), r"main\.3\.weight has shape \(16, 8, 3, 3\), but .* has \(16, 8, 4, 4\) there: "
+                             r"a 4×4 kernel, not 3×3"),
+    (np.ones((16, 7, 4, 4)), r"main\.3\.weight has shape \(16, 7, 4, 4\), but .* has \(16, 8, 4, 4\) there: "
+                             r"8 channels, not 7"),
+])
+def test_a_mis_shaped_convolution_in_a_safetensors_file_is_named(tmp_path, bad, message):
+    """A 32×32 G (convolutions main.0, 3, 6, 9) whose main.3.weight is wrong: the error names main.3,
+    not main.0 (which it blamed when a wrong-shaped main.3 dropped out of the count of layers)."""
+    st = pytest.importorskip("safetensors.numpy")
+    state = {k: np.ascontiguousarray(v) if v.ndim else v for k, v in state_of(TorchG(Z, F, 32)).items()}
+    st.save_file({**state, "main.3.weight": bad.astype(np.float32)}, tmp_path / "g.safetensors")
+    with pytest.raises(tw.WeightsError, match=message) as e:
+        tw.load_generator(tmp_path / "g.safetensors")
+    assert "main.0.weight" not in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("key, bad, message", [
+    ("main.9.weight", (5, 3, 4, 4), r"main\.9\.weight has shape \(5, 3, 4, 4\), .* has \(4, 3, 4, 4\) there: 4 channels, not 5"),
+    ("main.6.weight", (8, 4, 5, 4), r"main\.6\.weight has shape \(8, 4, 5, 4\), .* a 4×4 kernel, not 5×4"),
+])
+def test_a_generators_mis_shaped_layer_is_named_wherever_it_is(key, bad, message):
+    """The last layer too (whose F the others outvote), and a kernel of the wrong size."""
+    state = state_of(TorchG(Z, F, 32))
+    state[key] = np.ones(bad, np.float32)
+    with pytest.raises(tw.WeightsError, match=message):
+        tw.generator_from_state_dict(state)
+
+
+def test_a_discriminators_mis_shaped_layer_is_named():
+    state = state_of(TorchD(F, 32))                        # convolutions main.0, 2, 5, 8, 11
+    state["main.5.weight"] = np.ones((16, 7, 4, 4), np.float32)
+    with pytest.raises(tw.WeightsError, match=r"main\.5\.weight has shape \(16, 7, 4, 4\), .* has \(16, 8, 4, 4\) "
+                                              r"there: 8 channels, not 7"):
+        tw.discriminator_from_state_dict(state)
+    state = state_of(TorchD(F, 32))
+    state["main.2.weight"] = np.ones(8, np.float32)
+    with pytest.raises(tw.WeightsError, match=r"main\.2\.weight has shape \(8,\), but it is a convolution's weight"):
+        tw.discriminator_from_state_dict(state)
+
+
 def test_g_and_d_swapped_say_so():
     with pytest.raises(tw.WeightsError, match="is this netD"):
         tw.generator_from_state_dict(state_of(TorchD(F, SIZE)))

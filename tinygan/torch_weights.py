@@ -170,56 +170,95 @@ def tinygan_names(state):
 # ----- architecture from shapes ------------------------------------------------------------
 
 def _convs(state, who):
-    """[(key, shape)] of the 4-D ``main.N.weight`` arrays, by N; main.0.weight must be one."""
+    """[(N, key, shape)] of the convolutions' weights, by N: every ``main.N.weight`` that is not a
+    BatchNorm's (a BatchNorm keeps ``main.N.running_mean`` beside it), whatever its shape, so that
+    a mis-shaped one is checked at its place instead of being taken for no layer at all."""
     if "main.0.weight" not in state:
         shown = ", ".join(list(state)[:6]) + (", …" if len(state) > 6 else "")
         raise WeightsError(f"no 'main.0.weight': not a DCGAN {who} state_dict (keys: {shown})")
-    convs = sorted(((int(m[1]), k, tuple(np.shape(v))) for k, v in state.items() if (m := _MAIN.match(k))
-                    and np.ndim(v) == 4))
-    if not convs or convs[0][1] != "main.0.weight":
-        raise WeightsError(f"main.0.weight has shape {tuple(np.shape(state['main.0.weight']))}: a DCGAN "
-                           f"{who}'s first layer is a convolution with a 4-D weight")
+    convs = sorted((int(m[1]), k, tuple(np.shape(v))) for k, v in state.items()
+                   if (m := _MAIN.match(k)) and f"main.{m[1]}.running_mean" not in state)
     if len(convs) < 3:
         raise WeightsError(f"{who}: only {len(convs)} convolution weights ({', '.join(k for _, k, _ in convs)}); "
                            "a DCGAN has at least 3 (16×16 images)")
-    return [(k, s) for _, k, s in convs]
+    flat = next(((k, s) for _, k, s in convs if len(s) != 4), None)
+    if flat:
+        raise WeightsError(f"{flat[0]} has shape {flat[1]}, but it is a convolution's weight, which has 4 dimensions "
+                           f"(channels in and out, kernel height and width)")
+    return convs
+
+
+def _features(implied):
+    """The width F that most layers' shapes imply (``implied``: one F or None per layer); among
+    equally many, the last layer's. None when no layer implies a whole number."""
+    votes = [f for f in implied if f]
+    return max(reversed(votes), key=votes.count) if votes else None
+
+
+def _per(a, b):
+    """a / b when it divides into a positive whole number, else None."""
+    return a // b if b and a % b == 0 and a // b > 0 else None
+
+
+def _check_shapes(convs, expected, what, hint=""):
+    """WeightsError naming the first convolution weight whose shape is not the ``expected`` one of
+    the DCGAN described by ``what``, and the dimension that differs."""
+    for (_, k, s), e in zip(convs, expected):
+        if s != e:
+            d = next(d for d in range(4) if s[d] != e[d])
+            differs = f"{e[d]} channels, not {s[d]}" if d < 2 else f"a {e[2]}×{e[3]} kernel, not {s[2]}×{s[3]}"
+            raise WeightsError(f"{k} has shape {s}, but {what} has {e} there: {differs}{hint}")
 
 
 def infer_generator(state):
     """dict(latent_dim, features, image_size, channels, upsample) of the G whose (tinygan-named)
-    state_dict this is. Z = main.0.weight.shape[0]; n = convolutions − 1 ×2 steps, so
-    image_size = 4·2ⁿ; F from the last layer ((F, C, 4, 4) transposed, (C, F, 3, 3) for 'nearest')."""
+    state_dict this is. n = convolutions − 1 ×2 steps, so image_size = 4·2ⁿ; the convolutions sit
+    every 3rd layer (ConvTranspose2d, BN, ReLU), every 4th with 'nearest' (Upsample first); Z from
+    main.0.weight (Z, 8F, 4, 4), C from the last, and F the width most layers agree on. Every
+    convolution's shape is then checked, and the first that does not fit is named."""
     convs = _convs(state, "generator")
-    (k0, s0), (k_last, s_last) = convs[0], convs[-1]
-    if s0[2:] != (4, 4):
-        raise WeightsError(f"{k0} has shape {s0}: a DCGAN generator's first layer is a 4×4 "
-                           "ConvTranspose2d (Z, 8F, 4, 4)")
-    upsample = "nearest" if any(s[2:] == (3, 3) for _, s in convs[1:]) else "transpose"
-    features, channels = (s_last[1], s_last[0]) if upsample == "nearest" else (s_last[0], s_last[1])
-    n = len(convs) - 1
-    if s0[1] != features * 2 ** (n - 1):
-        hint = " (a last layer with 1 output looks like a discriminator's: is this netD?)" if s_last[0] == 1 else ""
-        raise WeightsError(f"{k0} has shape {s0}, but a DCGAN generator whose last layer {k_last} has shape "
-                           f"{s_last} ({features} features, {n} ×2 steps) starts with {features * 2 ** (n - 1)} "
-                           f"channels, not {s0[1]}{hint}")
-    return dict(latent_dim=s0[0], features=features, image_size=4 * 2 ** n, channels=channels, upsample=upsample)
+    n, step = len(convs) - 1, convs[1][0]
+    hint = " (a last layer with 1 output looks like a discriminator's: is this netD?)" if convs[-1][2][0] == 1 else ""
+    if step not in (3, 4) or [i for i, _, _ in convs] != [step * i for i in range(n + 1)]:
+        raise WeightsError(f"convolution weights at {', '.join(k for _, k, _ in convs)}: a DCGAN generator has one "
+                           f"every 3rd layer (every 4th with nearest upsampling){hint}")
+    upsample = "nearest" if step == 4 else "transpose"
+    shapes = [s for _, _, s in convs]
+    Z, C = shapes[0][0], shapes[-1][1 if upsample == "transpose" else 0]
+    out = [s[1] if upsample == "transpose" or i == 0 else s[0] for i, s in enumerate(shapes[:-1])]   # widths
+    F = _features([_per(c, 2 ** (n - 1 - i)) for i, c in enumerate(out)] +
+                  [shapes[-1][0 if upsample == "transpose" else 1]])
+    if F is None:
+        raise WeightsError(f"the convolution weights' shapes ({', '.join(map(str, shapes))}) fit no DCGAN generator{hint}")
+    widths = [F * 2 ** (n - 1 - i) for i in range(n)] + [C]
+    if upsample == "transpose":
+        expected = [(Z, widths[0], 4, 4)] + [(widths[i - 1], widths[i], 4, 4) for i in range(1, n + 1)]
+    else:
+        expected = [(Z, widths[0], 4, 4)] + [(widths[i], widths[i - 1], 3, 3) for i in range(1, n + 1)]
+    _check_shapes(convs, expected, f"a DCGAN generator of latent size {Z}, {F} features (as most of its layers "
+                                   f"say), {n} ×2 steps and {C} channels", hint)
+    return dict(latent_dim=Z, features=F, image_size=4 * 2 ** n, channels=C, upsample=upsample)
 
 
 def infer_discriminator(state):
     """dict(features, image_size, channels, batchnorm_first) of the D whose (tinygan-named)
-    state_dict this is: main.0.weight (F, C, 4, 4); BatchNorm on the first block when main.1.weight
-    exists (d2l's); n = convolutions − 1 stride-2 layers, so image_size = 4·2ⁿ."""
+    state_dict this is: main.0.weight (F, C, 4, 4); BatchNorm on the first block when main.1 is one
+    (d2l's); n = convolutions − 1 stride-2 layers, so image_size = 4·2ⁿ; F the width most layers
+    agree on. Every convolution's shape is then checked, and the first that does not fit is named."""
     convs = _convs(state, "discriminator")
-    (k0, s0), (k_last, s_last) = convs[0], convs[-1]
     n = len(convs) - 1
-    if s0[2:] != (4, 4):
-        raise WeightsError(f"{k0} has shape {s0}: a DCGAN discriminator's first layer is a 4×4 Conv2d (F, C, 4, 4)")
-    expected = (1, s0[0] * 2 ** (n - 1), 4, 4)
-    if s_last != expected:
-        hint = " (is this a generator's, netG?)" if s_last[0] != 1 else ""
-        raise WeightsError(f"{k_last} has shape {s_last}, but a DCGAN discriminator whose first layer {k0} "
-                           f"has {s0[0]} features ends with {expected} after {n} stride-2 layers{hint}")
-    return dict(features=s0[0], image_size=4 * 2 ** n, channels=s0[1], batchnorm_first="main.1.weight" in state)
+    hint = " (is this a generator's, netG?)" if convs[-1][2][0] != 1 else ""
+    shapes = [s for _, _, s in convs]
+    C = shapes[0][1]
+    F = _features([_per(s[0], 2 ** i) for i, s in enumerate(shapes[:-1])] + [_per(shapes[-1][1], 2 ** (n - 1))])
+    if F is None:
+        raise WeightsError(f"the convolution weights' shapes ({', '.join(map(str, shapes))}) fit no DCGAN "
+                           f"discriminator{hint}")
+    expected = [(F, C, 4, 4)] + [(F * 2 ** i, F * 2 ** (i - 1), 4, 4) for i in range(1, n)] + \
+        [(1, F * 2 ** (n - 1), 4, 4)]
+    _check_shapes(convs, expected, f"a DCGAN discriminator of {C} channels, {F} features (as most of its layers "
+                                   f"say) and {n} stride-2 layers", hint)
+    return dict(features=F, image_size=4 * 2 ** n, channels=C, batchnorm_first="main.1.running_mean" in state)
 
 
 # ----- building tinygan modules ------------------------------------------------------------
