@@ -31,9 +31,19 @@ What the report scores (``report``), each sample set against the training sprite
     checked against what people see on the reference grids), 666 samples against the
     same half; mean over 50 subsets of 500. Unbiased: two samples of one distribution
     score 0 on average.
-  * one line per recipe, step count and sampler (G, EMA): the mean (min–max) over seeds,
-    the wall time; then ``<out>/side_by_side_<step>.png``: real sprites, then each
-    recipe's seed-0 grid, in one picture.
+  * speckle (tinygan.speckle): the share of a figure's pixels whose colour differs from all
+    8 neighbours, in %, and the colours per figure after 8-level quantisation, on all
+    1,024 samples; real sprites (half B) give the baseline. The numbers for what a person
+    complains of first (speckled, many-coloured interiors); ``speckle`` scores saved grids.
+  * with ``train --holdout N`` (N sprites never shown, the same N for every run): the
+    memorisation check (tinygan.explore.memorisation's pixel distance) against both parts —
+    the share of samples nearer to a training sprite than 99% of the held-out sprites are
+    (real vs real: 1% by construction), and nearer to a held-out sprite than 99% of the
+    training sprites are; and the mean nearest-neighbour distance over that of real vs real.
+  * one line per recipe, step count and sampler (G, EMA, and EMA-bn: the average drawn in
+    eval mode with BatchNorm statistics re-estimated by its own forward passes,
+    ``tinygan.ema.reestimate_batchnorm``): the mean (min–max) over seeds, the wall time;
+    then ``<out>/side_by_side_<step>.png``: real sprites, then each recipe's seed-0 grid.
 
 A run keeps itself in ``<run>/checkpoint.npz`` every --checkpoint-every steps and at its
 last step; ``train`` of the same run (same recipe, seed and --set) goes on from there, step
@@ -59,6 +69,10 @@ import threads as threadctl  # noqa: E402  (stdlib only: safe before numpy)
 
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "pokesprite-gen8")
 N_EVAL, SAMPLE_BATCH, Z_SEED, EMA_DECAY = 1024, 64, 1234, 0.999
+SPLIT_SEED = 26              # which sprites --holdout keeps back: the same ones for every run
+BN_BATCHES = 8               # forward passes of 64 that re-estimate the EMA's BatchNorm statistics
+SAMPLERS = (("fake", "G"), ("fake_ema", "EMA"), ("fake_ema_bn", "EMA-bn"))
+REFERENCE = os.path.join(ROOT, "..", "shared", "quality-reference")
 
 
 def parse_args(argv=None):
@@ -81,21 +95,31 @@ def parse_args(argv=None):
                         "step as if never stopped (default 2520: 60 epochs, ~2 minutes of one core; 0: never)")
     t.add_argument("--restart", action="store_true",
                    help="ignore the run's checkpoint and train it from step 0")
+    t.add_argument("--holdout", type=int, default=0, metavar="N",
+                   help="train on all sprites but N, the same N for every run (chosen by a fixed seed), so that "
+                        "report can tell copies of training sprites; the run is named recipe+…+holdout=N "
+                        "(default 0: train on all)")
     c = sub.add_parser("cost", help="time each recipe's training step side by side (one process, interleaved)")
     c.add_argument("--recipes", nargs="+", default=["paper", "sprites"])
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--repeats", type=int, default=7, help="interleaved samples of --steps steps per recipe")
     c.add_argument("--steps", type=int, default=40)
     pic = sub.add_parser("picture", help="real sprites and chosen kept grids side by side in one PNG")
-    pic.add_argument("panels", nargs="+", metavar="RUN:STEP", help="e.g. tinygan_paper_s0:5040 (G's samples)")
+    pic.add_argument("panels", nargs="+", metavar="RUN:STEP[:SAMPLER]",
+                     help="e.g. tinygan_paper_s0:5040 (G's samples), tinygan_sprites_s0:20160:ema (the moving "
+                          "average's), …:ema_bn (the average with its own BatchNorm statistics)")
     pic.add_argument("--save", required=True, help="the PNG to write")
+    sp = sub.add_parser("speckle", help="speckle, colours and the finest level of SWD of saved 8x8 grids and of "
+                                        "the real sprites (default: ../shared/quality-reference and the demo's)")
+    sp.add_argument("grids", nargs="*", metavar="GRID.png")
+    sp.add_argument("--json", help="also write the table here")
     r = sub.add_parser("report", help="score every kept sample set under --out; print the table")
     r.add_argument("--json", help="also write the table here")
     r.add_argument("--also", nargs="+", default=[], metavar="REPORT.json",
                    help="merge in the scored runs of earlier reports (their --json): runs trained in "
                         "another session or on another machine, whose folders are gone; a seed scored "
                         "here replaces the same seed's saved scores")
-    for p in (t, c, pic, r):
+    for p in (t, c, pic, r, sp):
         p.add_argument("--data", default=DEFAULT_DATA, help="sprite folder or zip (default: ../shared's)")
         p.add_argument("--out", default=os.path.join(ROOT, "runs", "quality"), help="where runs are kept")
     args = ap.parse_args(argv)
@@ -113,7 +137,9 @@ def parse_args(argv=None):
         if not 0 < args.overrides.get("ema", EMA_DECAY) < 1:
             ap.error(f"--set ema={args.overrides['ema']}: every run is scored with the moving average of G too; "
                      f"its β must be in (0, 1)")
-        args.variant = "+".join([args.recipe, *args.set])
+        if args.holdout < 0:
+            ap.error(f"--holdout must be 0 or a count of sprites, got {args.holdout}")
+        args.variant = "+".join([args.recipe, *args.set, *([f"holdout={args.holdout}"] if args.holdout else [])])
     return args
 
 
@@ -144,6 +170,47 @@ def demo_config(data, recipe, seed, out, overrides=None):
                   features=32, batch_size=32, progress=False, **(overrides or {})).resolved()
 
 
+def load_sprites(data):
+    """tinygan's loader as the demo runs it (32×32, trimmed, on white), quietly: a LoadResult."""
+    from tinygan.data import load_images
+    return load_images(data, image_size=32, background=(255, 255, 255), trim=True, verbose=False)
+
+
+def split(n, holdout):
+    """(train, heldout): the sorted indices of n sprites (in the loader's file order) with ``holdout``
+    of them kept back, chosen by a permutation of SPLIT_SEED: the same split for every run."""
+    import numpy as np
+    if not 0 <= holdout < n:
+        raise SystemExit(f"quality.py: --holdout {holdout} leaves nothing to train on ({n} sprites)")
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    return np.sort(order[holdout:]), np.sort(order[:holdout])
+
+
+def training_data(data, holdout, out):
+    """What a run trains on: ``data`` itself, or with a hold-out a folder of symbolic links to the
+    training part of its sprites, made once under <out>/data (no sprite is copied)."""
+    import shutil
+    if not holdout:
+        return data
+    if not os.path.isdir(data):
+        raise SystemExit(f"quality.py: --holdout needs --data to be a folder of images, not {data}")
+    files = load_sprites(data).files
+    train, _ = split(len(files), holdout)
+    folder = os.path.join(out, "data", f"{os.path.basename(os.path.normpath(data))}_holdout{holdout}_seed{SPLIT_SEED}")
+    if os.path.isdir(folder):
+        return folder
+    tmp = f"{folder}.{os.getpid()}.tmp"
+    for i in train:
+        link = os.path.join(tmp, files[i])
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.abspath(os.path.join(data, files[i])), link)
+    try:
+        os.rename(tmp, folder)
+    except OSError:                                  # another run made it first: the same links
+        shutil.rmtree(tmp)
+    return folder
+
+
 def eval_noise(latent_dim, dtype):
     import numpy as np
     return np.random.default_rng(Z_SEED).standard_normal((N_EVAL, latent_dim, 1, 1)).astype(dtype)
@@ -157,7 +224,7 @@ def train_tinygan(args, folder):
     from tinygan.checkpoint import CheckpointError
     # every recipe keeps the moving average of G here (β = EMA_DECAY, whatever the recipe says),
     # so that each is scored with both samplers
-    cfg = demo_config(args.data, args.recipe, args.seed, folder, {"ema": EMA_DECAY, **args.overrides})
+    cfg = demo_config(args.train_data, args.recipe, args.seed, folder, {"ema": EMA_DECAY, **args.overrides})
     path = os.path.join(folder, "checkpoint.npz")
     going_on = os.path.exists(path) and not args.restart
     try:
@@ -224,7 +291,7 @@ def train_torch(args, folder):
     if args.recipe != "paper" or args.overrides:
         raise SystemExit(f"quality.py: --framework torch runs the 'paper' recipe only, without --set; not {args.variant!r}")
     torch.manual_seed(args.seed)
-    r = Run(demo_config(args.data, args.recipe, args.seed, folder))
+    r = Run(demo_config(args.train_data, args.recipe, args.seed, folder))
     G = from_tinygan(r.G, Generator(100, 32, 32))
     D = from_tinygan(r.D, Discriminator(32, 32))
     opt = lambda m: torch.optim.Adam(m.parameters(), lr=r.cfg.lr, betas=(r.cfg.beta1, r.cfg.beta2))  # noqa
@@ -280,6 +347,23 @@ def samples_of(G, sample, z):
     return np.concatenate([to_uint8(sample(G, z[i:i + SAMPLE_BATCH])) for i in range(0, len(z), SAMPLE_BATCH)])
 
 
+def ema_bn_samples(G_ema, z):
+    """1,024 samples of a copy of the moving average with its own BatchNorm statistics
+    (``reestimate_batchnorm``: BN_BATCHES forward passes of 64 fresh z), drawn in eval mode."""
+    import copy
+
+    import numpy as np
+    from tinygan.ema import reestimate_batchnorm
+    from tinygan.images import to_uint8
+    from tinygan.nn import sampling
+    model = copy.deepcopy(G_ema)                          # the run's EMA keeps its buffers
+    rng = np.random.default_rng(Z_SEED + 1)
+    reestimate_batchnorm(model, [rng.standard_normal((SAMPLE_BATCH,) + z.shape[1:]).astype(z.dtype)
+                                 for _ in range(BN_BATCHES)])
+    with sampling(model, bn="running"):
+        return np.concatenate([to_uint8(model(z[i:i + SAMPLE_BATCH])) for i in range(0, len(z), SAMPLE_BATCH)])
+
+
 def train(args):
     import numpy as np
     from tinygan.images import from_uint8, save_grid
@@ -287,18 +371,22 @@ def train(args):
     name = f"{args.framework}_{args.variant}_s{args.seed}"
     folder = os.path.join(args.out, name)
     os.makedirs(folder, exist_ok=True)
+    args.train_data = training_data(args.data, args.holdout, args.out)
     z = eval_noise(100, np.float32)
     runner = train_tinygan if args.framework == "tinygan" else train_torch
     for step, seconds, G, G_ema, losses, sample in runner(args, folder):
-        fake, fake_ema = samples_of(G, sample, z), samples_of(G_ema, sample, z)
+        kept = {"fake": samples_of(G, sample, z), "fake_ema": samples_of(G_ema, sample, z)}
+        if args.framework == "tinygan":
+            kept["fake_ema_bn"] = ema_bn_samples(G_ema, z)
         path = os.path.join(folder, f"step_{step:06d}.npz")
         with atomic_write(path, "wb") as f:
-            np.savez_compressed(f, fake=fake, fake_ema=fake_ema)
-        save_grid(from_uint8(fake[:64]), os.path.join(folder, f"step_{step:06d}.png"), scale=2)
-        save_grid(from_uint8(fake_ema[:64]), os.path.join(folder, f"step_{step:06d}_ema.png"), scale=2)
+            np.savez_compressed(f, **kept)
+        for key, suffix in (("fake", ""), ("fake_ema", "_ema"), ("fake_ema_bn", "_ema_bn")):
+            if key in kept:
+                save_grid(from_uint8(kept[key][:64]), os.path.join(folder, f"step_{step:06d}{suffix}.png"), scale=2)
         line = {"run": name, "framework": args.framework, "recipe": args.variant, "seed": args.seed,
                 "step": step, "seconds": round(seconds, 1), "loss_D": float(losses[0]),
-                "loss_G": float(losses[1]), "samples": os.path.relpath(path, args.out)}
+                "loss_G": float(losses[1]), "samples": os.path.relpath(path, args.out), "holdout": args.holdout}
         with open(os.path.join(args.out, "runs.jsonl"), "a") as f:
             f.write(json.dumps(line) + "\n")
         print(json.dumps(line), flush=True)
@@ -371,8 +459,40 @@ def kid_scores(fake, metric):
     return {"kid": 1e3 * k, "kid_std": 1e3 * std, "precision": p, "recall": r}
 
 
-def cached_scores(path, sampler, reals, metric):
-    """Both scores of one kept sample set, remembered in a .json beside its .npz (scoring is slow)."""
+def speckle_of(fake):
+    """{'speckle', 'speckle_se', 'colours'} of uint8 samples (N, H, W, 3): tinygan.speckle's numbers."""
+    from tinygan.speckle import speckle_scores
+    return speckle_scores(fake)
+
+
+def memorisation_scores(fake, parts):
+    """Near-copies of uint8 samples (N, H, W, 3) among the training and the held-out sprites.
+
+    ``parts`` = (train, heldout) images (·, 3, 32, 32) in [-1, 1]. With d the RMS pixel distance
+    to the nearest sprite of a part (tinygan.explore.memorisation): 'copies_train' is the % of
+    samples nearer to a training sprite than 99% of the held-out sprites are (real vs real: 1%),
+    'copies_heldout' the same against the held-out sprites, with as many training sprites as
+    the baseline; 'nn_train', 'nn_heldout' the samples' mean d over real vs real's (≪ 1: copying).
+    """
+    import numpy as np
+    from tinygan.explore.memorisation import nearest_neighbours
+    from tinygan.images import from_uint8
+    train, held = parts
+    x = from_uint8(fake)
+    pick = np.sort(np.random.default_rng(SPLIT_SEED).choice(len(train), min(len(held), len(train)), replace=False))
+    out = {}
+    for name, pool, baseline in (("train", train, held), ("heldout", held, train[pick])):
+        d = nearest_neighbours(x, pool, 1)[1][:, 0]
+        real = nearest_neighbours(baseline, pool, 1)[1][:, 0]
+        out[f"copies_{name}"] = 100.0 * float((d < np.percentile(real, 1)).mean())
+        out[f"nn_{name}"] = float(d.mean() / real.mean())
+    return out
+
+
+def cached_scores(path, sampler, reals, metric, parts=None):
+    """Every score of one kept sample set, remembered in a .json beside its .npz (scoring is slow);
+    None when the file holds no such sampler (runs kept before it existed). ``parts``: the
+    (train, heldout) sprites of a run trained with --holdout (memorisation_scores)."""
     import numpy as np
     from tinygan.images import from_uint8
     from tinygan.io import atomic_write
@@ -381,11 +501,17 @@ def cached_scores(path, sampler, reals, metric):
     stamp = [os.path.getsize(path), os.path.getmtime(path)]
     if scores.setdefault("samples", stamp) != stamp:   # scores of an earlier file of that name (a cache
         scores = {"samples": stamp}                    # written before stamps were kept is taken as it is)
+    with np.load(path) as kept:
+        if sampler not in kept.files:
+            return None
+        raw = kept[sampler]
     mine = scores.setdefault(sampler, {})
-    if "swd" not in mine or "recall" not in mine:
-        fake = from_uint8(np.load(path)[sampler])
-        mine.update(swd_scores(fake, reals) if "swd" not in mine else {})
-        mine.update(kid_scores(fake, metric) if "recall" not in mine else {})
+    todo = [("swd", lambda: swd_scores(from_uint8(raw), reals)), ("recall", lambda: kid_scores(from_uint8(raw), metric)),
+            ("speckle", lambda: speckle_of(raw))] + ([("copies_train", lambda: memorisation_scores(raw, parts))]
+                                                     if parts is not None else [])
+    if any(key not in mine for key, _ in todo):
+        for key, score in todo:
+            mine.update(score() if key not in mine else {})
         with atomic_write(cache, "w") as f:
             json.dump(scores, f)
     return mine
@@ -428,46 +554,72 @@ def merged_rows(paths):
     return rows
 
 
+def baselines(reals, metric):
+    """Real vs real: half B against half A, every score the table has (a dict)."""
+    from tinygan.featuremetric import features, kid, precision_recall
+    from tinygan.images import to_uint8
+    from tinygan.swd import swd
+    half_b = features(metric[0], reals[2])
+    p, r = precision_recall(metric[1], half_b, k=3)
+    return {"swd": swd(reals[2], reals[1]).mean, "kid": 1e3 * kid(half_b, metric[1], subsets=50, subset_size=500)[0],
+            "precision": p, "recall": r, **speckle_of(to_uint8(reals[2]))}
+
+
+def holdout_parts(data, holdout, cache={}):
+    """(train, heldout) images of the sprites for a run trained with --holdout ``holdout`` (kept per process)."""
+    if (data, holdout) not in cache:
+        images = load_sprites(data).images
+        train, held = split(len(images), holdout)
+        cache[data, holdout] = (images[train], images[held])
+    return cache[data, holdout]
+
+
+def row_text(key, rs):
+    """One line of the table: a (framework, recipe, steps, sampler) over its seeds."""
+    import numpy as np
+    mean = lambda k: np.mean([x.get(k, np.nan) for x in rs])              # noqa: E731
+    copies = f"{mean('copies_train'):5.1f} /{mean('copies_heldout'):5.1f}" if "copies_train" in rs[0] else " " * 12
+    return (f"{key[0]:9} {key[1]:7} {key[2]:>6} {key[3]:>6} {len(rs):>5}  {spread([x['swd'] for x in rs])} "
+            f"{spread([x['kid'] for x in rs])}  {spread([x['precision'] for x in rs], 2)}  "
+            f"{spread([x['recall'] for x in rs], 2)}  {spread([x.get('speckle', np.nan) for x in rs], 1)}  "
+            f"{mean('colours'):7.1f}  {mean('swd_1024'):9.2f}  {mean('seconds') / 60:7.1f}  {copies}  "
+            + ", ".join(f"s{x['seed']} {x['swd']:.1f}/{x['kid']:.1f}" for x in rs))
+
+
 def report(args):
     """Score every kept sample set; print one line per (framework, recipe, steps, sampler)."""
-    import numpy as np
-    from tinygan.featuremetric import features, kid
-    from tinygan.swd import swd
     lines = latest_per_sample_set(json.loads(x) for x in open(os.path.join(args.out, "runs.jsonl")))
     reals = real_sets(args.data)
     metric = feature_metric(reals)
-    base_swd = swd(reals[2], reals[1]).mean
-    from tinygan.featuremetric import precision_recall
-    half_b = features(metric[0], reals[2])
-    base_kid = 1e3 * kid(half_b, metric[1], subsets=50, subset_size=500)[0]
-    base_p, base_r = precision_recall(metric[1], half_b, k=3)
+    base = baselines(reals, metric)
     rows = merged_rows(args.also)
     for line in lines:
-        for sampler, name in (("fake", "G"), ("fake_ema", "EMA")):
+        parts = holdout_parts(args.data, line["holdout"]) if line.get("holdout") else None
+        for sampler, name in SAMPLERS:
             key = (line["framework"], line["recipe"], line["step"], name)
-            scores = cached_scores(os.path.join(args.out, line["samples"]), sampler, reals, metric)
+            scores = cached_scores(os.path.join(args.out, line["samples"]), sampler, reals, metric, parts)
+            if scores is None:
+                continue
             here = {**scores, **{k: line[k] for k in ("seed", "seconds", "loss_D")}}
             rows[key] = [x for x in rows.get(key, []) if x["seed"] != line["seed"]] + [here]
     print(threadctl.machine_line())
-    print(f"real vs real (two halves of the sprites, {len(reals[1])} each): SWD {base_swd:.2f}, "
-          f"KID x1e3 {base_kid:.2f}, precision {base_p:.2f}, recall {base_r:.2f}")
-    print(f"{'framework':9} {'recipe':7} {'steps':>6} {'G':>3} seeds  {'SWD, 666 (min-max)':>21} "
-          f"{'KID x1e3 (min-max)':>21}  {'precision':>17}  {'recall':>17}  {'SWD 1,024':>9}  {'minutes':>7}  "
-          f"per seed: SWD / KID")
+    print(f"real vs real (two halves of the sprites, {len(reals[1])} each): SWD {base['swd']:.2f}, "
+          f"KID x1e3 {base['kid']:.2f}, precision {base['precision']:.2f}, recall {base['recall']:.2f}, "
+          f"speckle {base['speckle']:.1f}% (±{base['speckle_se']:.1f}), colours {base['colours']:.1f}; copies 1.0% "
+          f"of each part by construction (--holdout runs)")
+    print(f"{'framework':9} {'recipe':7} {'steps':>6} {'G':>6} seeds  {'SWD, 666 (min-max)':>21} "
+          f"{'KID x1e3 (min-max)':>21}  {'precision':>17}  {'recall':>17}  {'speckle % (min-max)':>19}  "
+          f"{'colours':>7}  {'SWD 1,024':>9}  {'minutes':>7}  {'copies tr/ho':>12}  per seed: SWD / KID")
     table = []
     for key in sorted(rows):
         rs = sorted(rows[key], key=lambda x: x["seed"])
-        print(f"{key[0]:9} {key[1]:7} {key[2]:>6} {key[3]:>3} {len(rs):>5}  {spread([x['swd'] for x in rs])} "
-              f"{spread([x['kid'] for x in rs])}  {spread([x['precision'] for x in rs], 2)}  "
-              f"{spread([x['recall'] for x in rs], 2)}  {np.mean([x.get('swd_1024', np.nan) for x in rs]):9.2f}  "
-              f"{np.mean([x['seconds'] for x in rs]) / 60:7.1f}  "
-              + ", ".join(f"s{x['seed']} {x['swd']:.1f}/{x['kid']:.1f}" for x in rs))
+        print(row_text(key, rs))
         table.append({"framework": key[0], "recipe": key[1], "steps": key[2], "sampler": key[3], "runs": rs})
     side_by_side(args, lines, reals)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": threadctl.machine(), "real_vs_real": {"swd": base_swd, "kid": base_kid},
-                       "rows": table}, f, indent=1)
+            json.dump({"machine": threadctl.machine(), "real_vs_real": base, "rows": table}, f, indent=1)
+    return table
 
 
 def in_a_row(panels):
@@ -478,18 +630,63 @@ def in_a_row(panels):
 
 
 def picture(args):
-    """``real`` and each RUN:STEP panel's first 64 samples of G, 8 px apart, saved at 2×."""
-    import numpy as np
-    from tinygan.images import from_uint8, make_grid, save_png
+    """``real`` and each RUN:STEP[:SAMPLER] panel's first 64 samples, 8 px apart, saved at 2×."""
+    from tinygan.images import make_grid, save_png
     panels = [make_grid(real_sets(args.data)[1][:64])]
-    for spec in args.panels:
-        run, _, step = spec.partition(":")
-        path = os.path.join(args.out, run, f"step_{int(step):06d}.npz")
-        if not os.path.exists(path):
-            raise SystemExit(f"quality.py picture: {path} does not exist (train {run} to {step} steps first)")
-        panels.append(make_grid(from_uint8(np.load(path)["fake"][:64])))
+    panels += [make_grid(kept_samples(args.out, spec)[:64]) for spec in args.panels]
     save_png(in_a_row(panels), args.save, 2)
     print(f"{args.save}: real, {', '.join(args.panels)}")
+
+
+def kept_samples(out, spec):
+    """The kept samples of 'RUN:STEP[:ema|:ema_bn]' under ``out`` as (N, 3, 32, 32) in [-1, 1] (G's by default)."""
+    import numpy as np
+    from tinygan.images import from_uint8
+    run, step, *which = spec.split(":")
+    key = {"": "fake", "g": "fake", "ema": "fake_ema", "ema_bn": "fake_ema_bn"}.get(which[0] if which else "")
+    path = os.path.join(out, run, f"step_{int(step):06d}.npz")
+    if not os.path.exists(path) or key is None:
+        raise SystemExit(f"quality.py picture: no {spec} ({path}; train {run} to {step} steps first; "
+                         f"a sampler is g, ema or ema_bn)")
+    with np.load(path) as kept:
+        if key not in kept.files:
+            raise SystemExit(f"quality.py picture: {path} holds no {key} (kept before that sampler existed)")
+        return from_uint8(kept[key])
+
+
+def speckle_table(args):
+    """Speckle, colours and SWD's finest level (32 px; 64 images against 64 real sprites, mean ± sd over
+    5 draws of those) of saved 8×8 grids, and of the real sprites themselves (64 at random for SWD):
+    one line each."""
+    import glob
+
+    import numpy as np
+    from PIL import Image
+
+    from tinygan.images import from_uint8, to_uint8
+    from tinygan.speckle import grid_tiles
+    from tinygan.swd import swd
+    grids = args.grids or sorted(glob.glob(os.path.join(REFERENCE, "*.png"))) + [
+        os.path.join(ROOT, "docs", "img", name) for name in ("demo_real.png", "demo_samples.png")]
+    real = to_uint8(load_sprites(args.data).images)
+    sets = [(f"real sprites, all {len(real)}", real)]
+    sets += [(os.path.relpath(g, ROOT), grid_tiles(np.asarray(Image.open(g).convert("RGB")))) for g in grids]
+    rng, rows = np.random.default_rng(0), []
+    print(f"{'images':58} {'n':>5} {'speckle %':>9} {'± se':>5} {'colours':>7} {'SWD 32px (64)':>13} {'sd':>4}")
+    for name, u in sets:
+        n = min(64, len(u), len(real))
+        own = u[np.sort(rng.choice(len(u), n, replace=False))]           # a grid's 64, or 64 of the real set
+        finest = [swd(from_uint8(own), from_uint8(real[rng.choice(len(real), n, replace=False)])).levels[0]
+                  for _ in range(5)]
+        rows.append({"images": name, "n": len(u), **speckle_of(u), "swd32": float(np.mean(finest)),
+                     "swd32_sd": float(np.std(finest))})
+        r = rows[-1]
+        print(f"{name:58} {r['n']:>5} {r['speckle']:9.1f} {r['speckle_se']:5.1f} {r['colours']:7.1f} "
+              f"{r['swd32']:13.2f} {r['swd32_sd']:4.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": threadctl.machine(), "rows": rows}, f, indent=1)
+    return rows
 
 
 def side_by_side(args, lines, reals):
@@ -518,6 +715,8 @@ def main(argv=None):
         (train if args.command == "train" else cost)(args)
     elif args.command == "picture":
         picture(args)
+    elif args.command == "speckle":
+        speckle_table(args)
     else:
         report(args)
 

@@ -102,10 +102,10 @@ def test_scores_of_a_sample_file_written_again_are_not_reused(tmp_path, monkeypa
     calls = []
     monkeypatch.setattr(quality, "swd_scores", lambda fake, reals: calls.append("swd") or {"swd": float(fake.mean())})
     monkeypatch.setattr(quality, "kid_scores", lambda fake, metric: {"recall": 0.5})
-    np.savez(path, fake=np.zeros((2, 3, 4, 4), np.uint8))
+    np.savez(path, fake=np.zeros((2, 4, 4, 3), np.uint8))
     first = dict(quality.cached_scores(path, "fake", None, None))
     assert quality.cached_scores(path, "fake", None, None) == first and calls == ["swd"]     # cached
-    np.savez(path, fake=np.full((2, 3, 4, 4), 255, np.uint8))                               # trained again
+    np.savez(path, fake=np.full((2, 4, 4, 3), 255, np.uint8))                               # trained again
     os.utime(path, (1e9, 1e9))
     again = quality.cached_scores(path, "fake", None, None)
     assert calls == ["swd", "swd"] and again["swd"] != first["swd"]
@@ -164,3 +164,75 @@ def test_instance_noise_anneals_over_the_runs_own_steps(sprites, tmp_path, monke
     epochs = -(-4 // n_batches)
     np.testing.assert_allclose(sigmas, [0.2 * (1 - s / (epochs * n_batches)) for s in range(4)])
     assert sigmas[0] == 0.2 and sigmas[-1] < 0.2
+
+
+# ----- issue 26: speckle, the EMA with its own BatchNorm statistics, a held-out part of the sprites -----
+
+def test_a_run_keeps_the_averages_samples_with_its_own_batchnorm_statistics(sprites, tmp_path):
+    _train(sprites, tmp_path, "--recipe", "sprites", "--steps", "2")
+    line = json.loads(open(tmp_path / "runs.jsonl").readline())
+    kept = np.load(tmp_path / line["samples"])
+    assert kept["fake_ema_bn"].shape == kept["fake_ema"].shape and kept["fake_ema_bn"].dtype == np.uint8
+    assert not np.array_equal(kept["fake_ema_bn"], kept["fake_ema"])          # eval mode, its own statistics
+    assert (tmp_path / "tinygan_sprites_s0" / "step_000002_ema_bn.png").exists()
+    assert quality.kept_samples(str(tmp_path), "tinygan_sprites_s0:2:ema_bn").shape == (quality.N_EVAL, 3, 32, 32)
+    with pytest.raises(SystemExit, match="a sampler is g, ema or ema_bn"):
+        quality.kept_samples(str(tmp_path), "tinygan_sprites_s0:2:nonsense")
+
+
+def test_holdout_trains_on_the_rest_the_same_split_every_time(sprites, tmp_path):
+    _train(sprites, tmp_path, "--recipe", "paper", "--holdout", "4", "--steps", "1")
+    line = json.loads(open(tmp_path / "runs.jsonl").readline())
+    assert line["recipe"] == "paper+holdout=4" and line["holdout"] == 4
+    folder = tmp_path / "data" / f"sprites_holdout4_seed{quality.SPLIT_SEED}"
+    links = sorted(p.name for p in folder.iterdir())
+    files = sorted(os.listdir(sprites))
+    train, held = quality.split(len(files), 4)
+    assert links == [files[i] for i in train] and all((folder / n).is_symlink() for n in links)
+    assert set(train) | set(held) == set(range(len(files))) and not set(train) & set(held)
+    np.testing.assert_array_equal(quality.split(len(files), 4)[1], held)     # fixed by SPLIT_SEED
+    with pytest.raises(SystemExit, match="leaves nothing to train on"):
+        quality.split(12, 12)
+
+
+def test_memorisation_scores_catch_copies_of_either_part():
+    from tinygan.images import to_uint8
+    rng = np.random.default_rng(0)
+    train = rng.uniform(-1, 1, (40, 3, 8, 8)).astype(np.float32)
+    held = rng.uniform(-1, 1, (20, 3, 8, 8)).astype(np.float32)
+    copies = quality.memorisation_scores(to_uint8(train[:30]), (train, held))
+    assert copies["copies_train"] == 100.0 and copies["nn_train"] < 0.01 and copies["copies_heldout"] < 15   # ~ real vs real
+    unseen = quality.memorisation_scores(to_uint8(held[:10]), (train, held))
+    assert unseen["copies_heldout"] == 100.0 and unseen["copies_train"] < 15
+    fresh = quality.memorisation_scores(to_uint8(rng.uniform(-1, 1, (30, 3, 8, 8))), (train, held))
+    assert fresh["copies_train"] < 10 and 0.8 < fresh["nn_train"] < 1.2           # like real vs real
+
+
+def test_scores_include_speckle_and_memorisation_for_a_holdout_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "swd_scores", lambda fake, reals: {"swd": 1.0})
+    monkeypatch.setattr(quality, "kid_scores", lambda fake, metric: {"recall": 0.5})
+    u = np.full((3, 8, 8, 3), 255, np.uint8)
+    u[:, 2:6, 2:6] = (200, 30, 30)
+    u[:, 3, 3] = (0, 250, 0)                                                 # one stray pixel in 16
+    path = str(tmp_path / "step_000001.npz")
+    np.savez(path, fake=u)
+    parts = (np.zeros((4, 3, 8, 8), np.float32), np.ones((2, 3, 8, 8), np.float32))
+    scores = quality.cached_scores(path, "fake", None, None, parts)
+    assert scores["speckle"] == pytest.approx(100 / 16) and scores["colours"] == 2
+    assert {"copies_train", "copies_heldout", "nn_train", "nn_heldout"} <= set(scores)
+    assert quality.cached_scores(path, "fake_ema_bn", None, None) is None    # not kept in this file
+
+
+def test_speckle_scores_saved_grids_and_the_real_sprites(sprites, tmp_path, capsys):
+    from tinygan.images import make_grid, save_png
+    rng = np.random.default_rng(1)
+    flat = np.ones((64, 3, 32, 32), np.float32)
+    flat[:, :, 8:24, 8:24] = -0.5
+    save_png(make_grid(flat), str(tmp_path / "flat.png"), 2)
+    save_png(make_grid(rng.uniform(-1, 1, (64, 3, 32, 32))), str(tmp_path / "noise.png"), 2)
+    rows = quality.speckle_table(quality.parse_args(["speckle", str(tmp_path / "flat.png"), str(tmp_path / "noise.png"),
+                                                     "--data", str(sprites), "--json", str(tmp_path / "t.json")]))
+    assert [r["n"] for r in rows] == [12, 64, 64]
+    assert rows[0]["speckle"] == 0 and rows[1]["speckle"] == 0 and rows[2]["speckle"] > 90
+    assert json.load(open(tmp_path / "t.json"))["rows"][2]["speckle"] == rows[2]["speckle"]
+    assert "noise.png" in capsys.readouterr().out
