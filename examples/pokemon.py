@@ -186,7 +186,9 @@ def print_summaries(cfg):
     """The layer tables of the run's G and D (tinygan.summary), built from its settings."""
     from tinygan import summary
     from tinygan.checkpoint import models_from_arch
+    from tinygan.train import check_memory
     c = cfg.resolved()
+    check_memory(c)                          # models that would not fit are refused before they are built
     G, D = models_from_arch(c.arch())
     print("Generator")
     summary(G, (c.latent_dim, 1, 1))
@@ -232,9 +234,9 @@ def main_train(argv):
         settings = given
     settings["progress"] = not args.no_progress
     cfg = Config(**{k: v for k, v in settings.items() if k in Config.__dataclass_fields__})
-    if args.summary:
-        print_summaries(cfg)
     try:
+        if args.summary:
+            print_summaries(cfg)
         run(cfg, resume=args.resume, callbacks=chores(cfg))
     except KeyboardInterrupt as e:
         print(f"\n{e}" if str(e) else "\ninterrupted", file=sys.stderr)
@@ -251,7 +253,7 @@ def main_train(argv):
 def main_sample(argv):
     import numpy as np
 
-    from tinygan import backend, torch_weights
+    from tinygan import backend, memory, torch_weights
     from tinygan.checkpoint import load, load_models
     from tinygan.images import save_grid
     from tinygan.nn import sampling
@@ -268,6 +270,10 @@ def main_sample(argv):
         else:
             weights = args.weights if args.weights != "auto" else "ema" if load(args.checkpoint)["G_ema"] else "last"
             G, _, _ = load_models(args.checkpoint, args.backend, ema=weights == "ema")
+        need = memory.sample_bytes(args.n, G.image_size, G.features, G.latent_dim, args.scale)
+        xp = backend.xp()
+        memory.require(need, f"sample --n {args.n} ({G.image_size}x{G.image_size}, features {G.features})",
+                       "draw fewer images at once (--n)", None if xp is np else xp.cuda.runtime.memGetInfo()[0])
         w = G.parameters()[0].data
         z = np.random.default_rng(args.seed).standard_normal((args.n, G.latent_dim, 1, 1))
         with sampling(G, args.bn):

@@ -251,7 +251,8 @@ def test_a_mis_shaped_convolution_in_a_safetensors_file_is_named(tmp_path, bad, 
 
 
 @pytest.mark.parametrize("key, bad, message", [
-    ("main.9.weight", (5, 3, 4, 4), r"main\.9\.weight has shape \(5, 3, 4, 4\), .* has \(4, 3, 4, 4\) there: 4 channels, not 5"),
+    ("main.9.weight", (5, 3, 4, 4),
+     r"main\.9\.weight has shape \(5, 3, 4, 4\), .* has \(4, 3, 4, 4\) there: 4 channels, not 5"),
     ("main.6.weight", (8, 4, 5, 4), r"main\.6\.weight has shape \(8, 4, 5, 4\), .* a 4×4 kernel, not 5×4"),
 ])
 def test_a_generators_mis_shaped_layer_is_named_wherever_it_is(key, bad, message):

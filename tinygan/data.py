@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
-from . import backend
+from . import backend, memory
 from .images import from_uint8, to_uint8  # noqa: F401  (part of this module's API)
 from .download import DataError, DownloadError, default_data_path, ensure_pokemon, tinygan_home
 
@@ -340,6 +340,9 @@ def _load_source(path, entries, archive, image_size, resize, background, limit, 
     if not entries:
         raise DataError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this {kind}; "
                         f"pass --data with a folder or .zip that holds images")
+    count = len(entries) if limit is None else min(limit, len(entries))
+    memory.require(memory.dataset_bytes(count, image_size), f"loading {count} images at {image_size}x{image_size}",
+                   "choose a smaller --image-size, or fewer images (--limit)")
     cache = None
     if cache_dir is not False:
         key = cache_key(kind, entries, image_size, resize, background, limit, trim)

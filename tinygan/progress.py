@@ -24,7 +24,7 @@ def format_seconds(s):
 
 def format_bytes(n):
     """Bytes for people: '812 B', '12.3 kB', '40.1 MB'."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n:.0f} B"

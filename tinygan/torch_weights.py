@@ -37,7 +37,7 @@ import numpy as np
 from . import checkpoint
 from .backend import to_numpy
 from .dcgan import Discriminator, Generator
-from .io import atomic_write
+from .io import atomic_write, make_folder_for
 
 TORCH_SUFFIXES = (".pth", ".pt")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -229,7 +229,8 @@ def infer_generator(state):
     F = _features([_per(c, 2 ** (n - 1 - i)) for i, c in enumerate(out)] +
                   [shapes[-1][0 if upsample == "transpose" else 1]])
     if F is None:
-        raise WeightsError(f"the convolution weights' shapes ({', '.join(map(str, shapes))}) fit no DCGAN generator{hint}")
+        raise WeightsError(f"the convolution weights' shapes ({', '.join(map(str, shapes))}) fit no DCGAN "
+                           f"generator{hint}")
     widths = [F * 2 ** (n - 1 - i) for i in range(n)] + [C]
     if upsample == "transpose":
         expected = [(Z, widths[0], 4, 4)] + [(widths[i - 1], widths[i], 4, 4) for i in range(1, n + 1)]
@@ -351,6 +352,6 @@ def export_checkpoint(checkpoint_path, out_path, ema=False):
         _torch(f"writing {out_path}")
     else:
         _safetensors(f"writing {out_path}")
+    make_folder_for(out_path)
     G, D, _ = checkpoint.load_models(checkpoint_path, ema=ema)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     return save_weights(G, out_path), save_weights(D, d_path)

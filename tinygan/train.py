@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import backend, checkpoint, dcgan, jit
+from . import backend, checkpoint, dcgan, jit, memory
 from .callbacks import Throttled, standard
 from .data import load_images, parse_color
 from .dcgan import RECIPES, augmentation, train_step
@@ -177,6 +177,7 @@ class Run:
             os.environ["CUPY_TF32"] = "1"          # read by CuPy when backend.use imports it
         backend.use(cfg.backend)
         self.xp, self.dtype = backend.xp(), backend.default_dtype()
+        check_memory(cfg, steps=cfg.steps or 0)          # the models; load_images checks the data set
         loaded = load_images(cfg.data or None, image_size=cfg.image_size, resize=cfg.resize,
                              background=parse_color(cfg.background), limit=cfg.limit, trim=cfg.trim)
         self.images_host, self.skipped = loaded.images, len(loaded.skipped)
@@ -185,10 +186,11 @@ class Run:
             _log(f"warning: --batch-size {cfg.batch_size} is larger than the dataset ({self.n} images); "
                  f"using {self.n}")
             cfg.batch_size = self.n
-        self.images, _ = place_dataset(self.images_host, self.xp, self.dtype)
         self.n_batches = -(-self.n // cfg.batch_size)
         if cfg.steps:                                   # the length in steps: epochs follow, the last maybe cut
             cfg.epochs = -(-cfg.steps // self.n_batches)
+        check_memory(cfg, cfg.batch_size, self.total_steps)     # and now a step's activations too
+        self.images, _ = place_dataset(self.images_host, self.xp, self.dtype)
 
         self.G, self.D = checkpoint.models_from_arch(cfg.arch(), seed=cfg.seed)
         self.G.to(cfg.backend, self.dtype)
@@ -487,6 +489,30 @@ def estimate_step_seconds(r):
         one_step()
         n += 1
     return (time.perf_counter() - t0) / n * r.cfg.batch_size / B, n
+
+
+# What to lower when each part of a run's memory is the largest (memory.training_bytes)
+_MEMORY_PARTS = {"models": ("the models with their gradients, Adam's moments and G's moving average",
+                            "--features, --image-size or --latent-dim"),
+                 "activations": ("a step's activations", "--batch-size, --image-size or --features"),
+                 "history": ("the per-step history", "--steps or --epochs")}
+
+
+def check_memory(cfg, batch=0, steps=0):
+    """Refuse (``memory.NotEnoughMemory``, one line) a run whose models, activations for a batch of
+    ``batch`` and history of ``steps`` steps would not fit in the memory left: the host's, or on a
+    GPU the device's. Called before any of them is allocated."""
+    c = cfg.resolved()
+    parts = memory.training_bytes(batch, c.image_size, c.features, c.latent_dim, steps)
+    xp, have = backend.xp(), None
+    if xp is not np:                # on a GPU the models and activations are the device's; the history the host's
+        memory.require(parts.pop("history"), f"the history of {steps} steps", f"lower {_MEMORY_PARTS['history'][1]}")
+        have = xp.cuda.runtime.memGetInfo()[0]
+    largest = max(parts, key=parts.get)
+    shown = "; ".join(f"{_MEMORY_PARTS[k][0]}: {format_bytes(v)}" for k, v in parts.items() if v)
+    memory.require(sum(parts.values()), f"training {c.image_size}x{c.image_size} images with features {c.features}, "
+                   f"latent size {c.latent_dim}" + (f", batches of {batch}" if batch else "") + f" ({shown})",
+                   f"lower {_MEMORY_PARTS[largest][1]}", have)
 
 
 def place_dataset(images_host, xp, dtype, fraction=0.5):
