@@ -256,13 +256,14 @@ def resumable(path, cfg):
     from dataclasses import asdict
 
     from tinygan import checkpoint
-    from tinygan.train import RUN_DEFINING
+    from tinygan.train import RUN_DEFINING, Config
     try:
         saved = checkpoint.load(path)
     except checkpoint.CheckpointError as e:
         raise SystemExit(f"quality.py: {e}; remove it or pass --restart")
     was, now = saved["meta"].get("config", {}), asdict(cfg)
-    differ = [f"{k} {was.get(k)!r} -> {now[k]!r}" for k in RUN_DEFINING if k != "data" and was.get(k) != now[k]]
+    was = {k: was.get(k, getattr(Config, k, None)) for k in RUN_DEFINING}    # a field newer than the file: its default
+    differ = [f"{k} {was[k]!r} -> {now[k]!r}" for k in RUN_DEFINING if k != "data" and was[k] != now[k]]
     if any(k.startswith("ema/") for k in saved["extra"]) and not saved["G_ema"]:
         raise SystemExit(f"quality.py: {path} was written by a quality.py older than 3ae5f51 (its EMA under "
                          f"extra/ema/); go on with that version, or pass --restart")

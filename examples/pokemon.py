@@ -62,6 +62,16 @@ def positive_float(text):
     return v
 
 
+def probability(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
+    return v
+
+
 def image_size(text):
     v = positive_int(text)
     if v < 16 or v & (v - 1):
@@ -120,6 +130,25 @@ def train_parser():
     p.add_argument("--instance-noise", type=positive_float, metavar="SIGMA",
                    help="Gaussian noise of std SIGMA (images are in [-1, 1]) on everything D sees, real and "
                         "fake, annealed linearly to 0 by the last step (Sonderby et al. 2016); default none")
+    c = p.add_argument_group("small-data candidates of issue 26 (each off by default; benchmarks/screen.py "
+                             "screens them against --recipe sprites)")
+    c.add_argument("--flip", action="store_true", default=None, help="mirror the real images left-right at random (p 1/2)")
+    c.add_argument("--augment-policy", metavar="MAPS", help="DiffAugment's maps, e.g. color,translation (default: "
+                   "the recipe's; sprites: color,translation,cutout)")
+    c.add_argument("--augment-p", type=probability, metavar="P",
+                   help="apply each DiffAugment map to each image with probability P (default 1)")
+    c.add_argument("--ada-target", type=probability, metavar="R", help="adapt that probability from the sign of "
+                   "D's outputs on real images toward R, from 0 (StyleGAN2-ADA, Karras et al. 2020: 0.6)")
+    c.add_argument("--ada-kimg", type=positive_float, metavar="K",
+                   help="ADA's speed: K thousand images for the probability to move by 1 (default 100)")
+    c.add_argument("--lecam", type=positive_float, metavar="WEIGHT",
+                   help="LeCam regularisation of D's outputs with this weight (Tseng et al. 2021)")
+    c.add_argument("--topk-gamma", type=probability, metavar="G", help="G learns only from the k fakes D scores "
+                   "highest, k = batch x G^epoch down to half the batch (Sinha et al. 2020: 0.99)")
+    c.add_argument("--loss", choices=["bce", "hinge"], help="D's loss: bce (the paper's, default) or hinge (SN-GAN's; "
+                   "G's loss is then -D(G(z)))")
+    c.add_argument("--ema-rampup", type=positive_float, metavar="R",
+                   help="ramp the moving average's half-life up to --ema's: R x the steps so far (ADA: 0.05)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N images")
     p.add_argument("--resize", choices=["pad", "stretch", "crop"],
                    help="making images square: pad with the background (default), stretch (d2l), crop")
@@ -169,10 +198,12 @@ def sample_parser():
     p.add_argument("--n", type=positive_int, default=64, help="number of images (default 64)")
     p.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    p.add_argument("--bn", choices=["batch", "running"], default="batch",
+    p.add_argument("--bn", choices=["batch", "running", "own"], default="batch",
                    help="BatchNorm statistics: 'batch' uses this batch's (as during training and in the "
                         "epoch grids; default), 'running' the running averages (G.eval()); the moving "
-                        "average of G uses G's running statistics (copied from G, not re-estimated)")
+                        "average of G uses G's running statistics (copied from G, not re-estimated); 'own' "
+                        "re-estimates them from 8 batches of 64 drawn by the weights being sampled, then "
+                        "uses them (tinygan.ema.reestimate_batchnorm)")
     p.add_argument("--weights", choices=["auto", "ema", "last"], default="auto",
                    help="a tinygan checkpoint's generator: 'ema' the moving average of its weights (runs "
                         "with --ema, as the sprites recipe's; what the epoch grids show), 'last' the weights "
@@ -276,7 +307,12 @@ def main_sample(argv):
                        "draw fewer images at once (--n)", None if xp is np else xp.cuda.runtime.memGetInfo()[0])
         w = G.parameters()[0].data
         z = np.random.default_rng(args.seed).standard_normal((args.n, G.latent_dim, 1, 1))
-        with sampling(G, args.bn):
+        if args.bn == "own":                   # the sampled weights' own statistics, not those G gathered
+            from tinygan.ema import reestimate_batchnorm
+            rng = np.random.default_rng(args.seed + 1)
+            reestimate_batchnorm(G, [backend.asarray(rng.standard_normal((64, G.latent_dim, 1, 1)), dtype=w.dtype,
+                                                     like=w) for _ in range(8)])
+        with sampling(G, "running" if args.bn == "own" else args.bn):
             images = G(backend.asarray(z, dtype=w.dtype, like=w))
         save_grid(images, args.out, scale=args.scale)
     except (ValueError, RuntimeError, OSError, KeyError, ImportError) as e:

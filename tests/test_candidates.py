@@ -90,7 +90,7 @@ def test_ada_moves_p_by_the_sign_of_ds_real_outputs():
     for _ in range(4):
         ada.observe(unsure)
     assert ada.p == 0.0
-    ada.load_state([0.999, 2])
+    ada.load_state([0.999, 2, 0.0, 0])
     ada.observe(sure), ada.observe(sure)
     assert ada.p == 1.0 and aug.p == 1.0                               # and not above 1
 
@@ -311,3 +311,125 @@ def test_candidates_leave_the_callers_arrays_alone():
                lecam=LeCam(1.0), topk=4, augment=DiffAugment(p=0.5, rng=np.random.default_rng(1)))
     np.testing.assert_array_equal(real, before)
     assert copy.deepcopy(LeCam(0.1)).weight == 0.1
+
+
+# ----- the options as Config fields of a run ----------------------------------------------------
+
+OPTIONS = {"flip": {"flip": True}, "augment_p": {"augment_p": 0.5}, "nocutout": {"augment_policy": "color,translation"},
+           "ada": {"ada_target": 0.6, "ada_kimg": 0.01}, "lecam": {"lecam": 0.5}, "topk": {"topk_gamma": 0.5},
+           "hinge": {"loss": "hinge"}, "ema_rampup": {"ema_rampup": 0.05}}
+
+
+def _run(tmp_path, name, data, **options):
+    from tinygan.train import Config, Run
+    return Run(Config(backend="numpy", data=str(data), out=str(tmp_path / name), recipe="sprites", seed=2,
+                      image_size=16, features=4, batch_size=4, latent_dim=8, progress=False, **options).resolved())
+
+
+def _steps(r, n):
+    losses = []
+    while len(losses) < n:
+        for real, z in r.batches():
+            losses.append([float(v) for v in r.step(real, z)])
+            r.state.batch += 1
+            r.state.step += 1
+            if len(losses) == n:
+                return losses
+        r.state.epoch, r.state.batch, r.state.perm = r.state.epoch + 1, 0, None
+    return losses
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_each_option_as_a_config_field_changes_the_run_and_resumes_bit_for_bit(option, sprites, tmp_path):
+    """4 steps straight = 2 steps, a checkpoint, a new Run resuming it, 2 more (ADA's p and sums, LeCam's
+    averages, the EMA's ramp and the rng all come back); and the run differs from the plain recipe's."""
+    from tinygan.train import Run
+    opts = OPTIONS[option]
+    plain, straight = _run(tmp_path, "plain", sprites), _run(tmp_path, "straight", sprites, **opts)
+    a = _steps(straight, 6)
+    if option == "ema_rampup":                                         # the training is the plain one; the average not
+        assert a == _steps(plain, 6)
+        assert not np.array_equal(plain.ema.model.main[0].weight.data, straight.ema.model.main[0].weight.data)
+    else:
+        assert a != _steps(plain, 6)
+    first = _run(tmp_path, "split", sprites, **opts)
+    b = _steps(first, 3)
+    (tmp_path / "split").mkdir()
+    first.save_checkpoint()
+    again = Run(first.cfg, resume=first.checkpoint_path)
+    b += _steps(again, 3)
+    assert a == b
+    for (name, x), (_, y) in zip(straight.G.state_dict().items(), again.G.state_dict().items()):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    for (name, x), (_, y) in zip(straight.ema.model.state_dict().items(), again.ema.model.state_dict().items()):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    if option == "ada":
+        assert straight.candidates["ada"].state() == again.candidates["ada"].state()
+
+
+def test_ada_needs_an_augmentation_and_the_loss_a_known_name(sprites, tmp_path):
+    from tinygan.train import Config, Run
+    with pytest.raises(ValueError, match="needs an augmentation"):
+        Run(Config(data=str(sprites), out=str(tmp_path / "a"), recipe="paper", image_size=16, features=4,
+                   batch_size=4, progress=False, ada_target=0.6).resolved())
+    with pytest.raises(ValueError, match="unknown loss 'wgan'"):
+        Run(Config(data=str(sprites), out=str(tmp_path / "b"), image_size=16, features=4, batch_size=4,
+                   progress=False, loss="wgan").resolved())
+
+
+# ----- the command line, and runs kept before these options existed ------------------------------
+
+def test_pokemon_trains_with_every_candidate_flag_and_samples_with_the_averages_own_statistics(sprites, tmp_path,
+                                                                                               monkeypatch, capsys):
+    import json
+    import os
+    import sys
+    monkeypatch.setenv("TINYGAN_HOME", str(tmp_path / "home"))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+    import pokemon
+    out = tmp_path / "run"
+    assert pokemon.main_train(["--data", str(sprites), "--out", str(out), "--recipe", "sprites", "--steps", "4",
+                               "--image-size", "16", "--features", "4", "--latent-dim", "8", "--batch-size", "4",
+                               "--no-progress", "--flip", "--augment-policy", "color,translation", "--augment-p", "0.5",
+                               "--ada-target", "0.6", "--ada-kimg", "1", "--lecam", "0.1", "--topk-gamma", "0.9",
+                               "--loss", "hinge", "--ema-rampup", "0.05"]) in (0, None)
+    saved = json.load(open(out / "config.json"))
+    assert (saved["flip"], saved["augment_policy"], saved["augment_p"], saved["ada_target"], saved["lecam"],
+            saved["topk_gamma"], saved["loss"], saved["ema_rampup"]) == (True, "color,translation", 0.5, 0.6, 0.1,
+                                                                         0.9, "hinge", 0.05)
+    from tinygan import checkpoint
+    extra = checkpoint.load(str(out / "checkpoint.npz"))["extra"]
+    assert {"ada_state", "lecam_state"} <= set(extra)
+    grids = {}
+    for bn in ("running", "own"):
+        assert pokemon.main_sample(["--checkpoint", str(out / "checkpoint.npz"), "--n", "16", "--bn", bn,
+                                    "--out", str(tmp_path / f"{bn}.png")]) == 0
+        grids[bn] = np.asarray(__import__("PIL.Image").Image.open(tmp_path / f"{bn}.png"))
+    assert "BatchNorm: own statistics" in capsys.readouterr().out
+    assert not np.array_equal(grids["running"], grids["own"])
+
+
+def test_quality_goes_on_from_a_checkpoint_written_before_these_fields(sprites, tmp_path):
+    """A run kept by quality.py before issue 26 lacks the new Config fields: they count as their defaults."""
+    import json
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import quality
+    quality.train(quality.parse_args(["train", "--data", str(sprites), "--out", str(tmp_path), "--steps", "1"]))
+    path = tmp_path / "tinygan_sprites_s0" / "checkpoint.npz"
+    with np.load(path) as f:
+        arrays = dict(f)
+    meta = json.loads(str(arrays["meta"]))
+    for k in ("flip", "augment_policy", "augment_p", "ada_target", "ada_kimg", "lecam", "topk_gamma", "topk_min",
+              "loss", "ema_rampup"):
+        del meta["config"][k]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    def cfg(**more):                                  # as the Run made it: the batch cut to the 12 sprites
+        c = quality.demo_config(str(sprites), "sprites", 0, str(path.parent), {"ema": quality.EMA_DECAY, **more})
+        c.batch_size = 12
+        return c
+    assert quality.resumable(str(path), cfg())["meta"]["step"] == 1
+    with pytest.raises(SystemExit, match="lecam 0.0 -> 0.5"):
+        quality.resumable(str(path), cfg(lecam=0.5))

@@ -27,8 +27,9 @@ import numpy as np
 
 from .backend import get_array_module
 from .init import dcgan_init, normal_init
-from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, InstanceNoise, LeakyReLU,
-                 MinibatchStd, Module, ReLU, Sequential, SpectralNorm, Tanh, TopK, Upsample, sigmoid)
+from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, HingeLoss, InstanceNoise,
+                 LeakyReLU, LeCam, MinibatchStd, Module, RandomFlip, ReLU, Sequential, SpectralNorm, Tanh, TopK,
+                 Upsample, sigmoid, topk_schedule)
 
 
 def _num_stride2_blocks(image_size, who):
@@ -157,11 +158,12 @@ RECIPES = {
 }
 
 
-def augmentation(recipe, rng, instance_noise=0.0, p=1.0):
-    """What D is shown of an image, drawing from ``rng``: the recipe's ``DiffAugment`` (each map
-    applied with probability ``p``) and, if ``instance_noise`` > 0, ``InstanceNoise(instance_noise)``
-    after it (both: a Sequential); None when there is neither (paper, d2l without noise)."""
-    policy = RECIPES[recipe].get("augment")
+def augmentation(recipe, rng, instance_noise=0.0, p=1.0, policy=None):
+    """What D is shown of an image, drawing from ``rng``: the recipe's ``DiffAugment`` (or one of
+    ``policy``, e.g. 'color,translation'; '' for none), each map applied with probability ``p``, and,
+    if ``instance_noise`` > 0, ``InstanceNoise(instance_noise)`` after it (both: a Sequential);
+    None when there is neither (paper, d2l without noise)."""
+    policy = RECIPES[recipe].get("augment") if policy is None else policy
     chain = ([DiffAugment(policy, rng=rng, p=p)] if policy else []) + \
         ([InstanceNoise(instance_noise, rng=rng)] if instance_noise > 0 else [])
     return None if not chain else chain[0] if len(chain) == 1 else Sequential(*chain)
@@ -220,12 +222,40 @@ class AdaptiveAugment:
             self.signs, self.count = 0.0, 0
 
     def state(self):
-        """[p, steps] for a checkpoint (taken at an interval's end, where nothing is pending)."""
-        return [self.p, float(self.steps)]
+        """[p, steps, the signs summed and the logits counted since the last adjustment] for a checkpoint."""
+        return [self.p, float(self.steps), float(self.signs), float(self.count)]
 
     def load_state(self, values):
         self.augment.p = self.p = float(values[0])
-        self.steps = int(values[1])
+        self.steps, self.signs, self.count = int(values[1]), float(values[2]), int(values[3])
+
+
+LOSSES = ("bce", "hinge")
+
+
+def make_loss(loss, reduction):
+    """D's loss ('bce': BCEWithLogitsLoss, the paper's; 'hinge': HingeLoss, whose ``generator`` is G's)."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}: choose one of {', '.join(LOSSES)}")
+    return BCEWithLogitsLoss(reduction=reduction) if loss == "bce" else HingeLoss(reduction=reduction)
+
+
+def candidates(augment, rng, flip=False, ada_target=0.0, ada_kimg=100.0, lecam=0.0):
+    """The ``train_step`` options of issue 26 that keep state from step to step, for those that are on
+    (a dict of keywords; {} with all off): ``flip`` a RandomFlip(½) of the reals drawing from ``rng``;
+    ``ada_target`` > 0 an AdaptiveAugment of ``augment``'s DiffAugment; ``lecam`` > 0 a LeCam of that weight."""
+    options = {}
+    if flip:
+        options["flip"] = RandomFlip(0.5, rng=rng)
+    if ada_target:
+        chain = list(augment) if isinstance(augment, Sequential) else [augment]
+        diff = next((m for m in chain if isinstance(m, DiffAugment)), None)
+        if diff is None:
+            raise ValueError("ada_target: the adaptive probability needs an augmentation (--recipe sprites)")
+        options["ada"] = AdaptiveAugment(diff, target=ada_target, kimg=ada_kimg)
+    if lecam:
+        options["lecam"] = LeCam(lecam)
+    return options
 
 
 def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=None, real_label=1.0,

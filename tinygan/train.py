@@ -41,7 +41,7 @@ from .dcgan import RECIPES, augmentation, train_step
 from .ema import EMA
 from .images import save_grid
 from .io import atomic_write, check_writable
-from .nn import BCEWithLogitsLoss, InstanceNoise, Sequential, sampling
+from .nn import InstanceNoise, Sequential, sampling
 from .optim import Adam
 from .progress import Progress, format_bytes, format_seconds
 from .runlock import RunLock
@@ -59,7 +59,8 @@ SYNC_SECONDS = {"numpy": 0.0, "cupy": 0.5}
 # Flags that define the model and the data: fixed for the life of a run (and its resumes).
 RUN_DEFINING = ("recipe", "latent_dim", "features", "image_size", "data", "limit", "resize",
                 "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2", "upsample", "lr_d", "real_label",
-                "d_spectral_norm", "d_minibatch_std", "instance_noise")
+                "d_spectral_norm", "d_minibatch_std", "instance_noise", "flip", "augment_policy", "augment_p",
+                "ada_target", "ada_kimg", "lecam", "topk_gamma", "topk_min", "loss", "ema_rampup")
 
 
 @dataclass
@@ -95,6 +96,17 @@ class Config:
     tf32: bool = False               # cupy: float32 matmuls on TF32 tensor cores (CUPY_TF32=1); numpy: no effect
     ema: float = None                # β of the moving average of G's weights that draws the pictures; 0: none,
                                      # G draws them itself; None: the recipe's (sprites 0.999, paper and d2l 0)
+    # issue 26's candidates (dcgan.train_step), all off by default: benchmarks/screen.py screens them
+    flip: bool = False               # the real images mirrored left-right at random (p ½)
+    augment_policy: str = None       # DiffAugment's maps, e.g. 'color,translation'; None: the recipe's
+    augment_p: float = 1.0           # each DiffAugment map applied to an image with this probability
+    ada_target: float = 0.0          # > 0: ADA's adaptive p from sign(D(x)) toward this (0.6); p starts at 0
+    ada_kimg: float = 100.0          # ADA's speed: thousands of images for p to move by 1
+    lecam: float = 0.0               # weight of LeCam's regulariser of D's outputs; 0: none
+    topk_gamma: float = 0.0          # > 0: G learns from the top k fakes, k = batch·γ^epoch down to topk_min·batch
+    topk_min: float = 0.5
+    loss: str = "bce"                # 'bce' (the paper's) or 'hinge' (D's hinge, G's −D(G(z)))
+    ema_rampup: float = 0.0          # > 0: the average's half-life ramps up as ADA's (0.05)
 
     def resolved(self):
         """A copy with every None default filled in from the backend and the recipe."""
@@ -197,7 +209,7 @@ class Run:
         self.D.to(cfg.backend, self.dtype)
         self.opt_G = Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.opt_D = Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-        self.loss_fn = BCEWithLogitsLoss(reduction=RECIPES[cfg.recipe]["reduction"])
+        self.loss_fn = dcgan.make_loss(cfg.loss, RECIPES[cfg.recipe]["reduction"])
         self.checkpoint_path = os.path.join(cfg.out, "checkpoint.npz")
         self.state = RunState.new(cfg, self.dtype)
         if resume:
@@ -207,7 +219,7 @@ class Run:
             _log(f"resumed {resume}: epoch {self.state.epoch + 1}, batch {self.state.batch}, "
                  f"step {self.state.step}")
         # the moving average of G's weights (cfg.ema = β), updated after every step; it draws the pictures
-        self.ema = EMA(self.G, cfg.ema) if cfg.ema else None
+        self.ema = EMA(self.G, cfg.ema, cfg.ema_rampup) if cfg.ema else None
         if resume and self.ema is not None:
             if saved["G_ema"]:
                 self.ema.model.load_state_dict(saved["G_ema"])
@@ -218,9 +230,15 @@ class Run:
                  f"checkpoint are G's own")
         self.fixed_noise = self.xp.asarray(self.state.fixed_noise)      # on the device
         # the recipe's augmentation (and instance noise) draw from the run's rng, so a checkpoint covers them too
-        self.augment = augmentation(cfg.recipe, self.state.rng, cfg.instance_noise)
+        self.augment = augmentation(cfg.recipe, self.state.rng, cfg.instance_noise, cfg.augment_p, cfg.augment_policy)
         chain = list(self.augment) if isinstance(self.augment, Sequential) else [self.augment]
         self.noise = next((m for m in chain if isinstance(m, InstanceNoise)), None)
+        # issue 26's options with a state (flip, ADA, LeCam); a checkpoint keeps ADA's p and LeCam's averages
+        self.candidates = dcgan.candidates(self.augment, self.state.rng, cfg.flip, cfg.ada_target, cfg.ada_kimg,
+                                           cfg.lecam)
+        for name, option in self.candidates.items():
+            if resume and f"{name}_state" in saved["extra"]:
+                option.load_state(saved["extra"][f"{name}_state"])
 
     @property
     def total_steps(self):
@@ -242,10 +260,16 @@ class Run:
         if self.noise is not None:
             self.noise.sigma = self.noise_sigma()
         losses = train_step(self.G, self.D, self.opt_G, self.opt_D, real, z, self.loss_fn, stats,
-                            augment=self.augment, real_label=self.cfg.real_label)
+                            augment=self.augment, real_label=self.cfg.real_label, topk=self.topk(len(z)),
+                            **self.candidates)
         if self.ema is not None:
-            self.ema.update()
+            self.ema.update(self.state.step)
         return losses
+
+    def topk(self, n):
+        """G's k of a batch of n this epoch (``--topk-gamma``), or None: all of them."""
+        c = self.cfg
+        return dcgan.topk_schedule(n, self.state.epoch, c.topk_gamma, c.topk_min) if c.topk_gamma else None
 
     def batches(self):
         """(real, z) for each remaining batch of this epoch, drawn in the order of ``state.perm``.
@@ -267,7 +291,8 @@ class Run:
         meta, arrays = self.state.to_checkpoint()
         meta.update(config=asdict(self.cfg), arch=self.cfg.arch())
         checkpoint.save(path or self.checkpoint_path, self.G, self.D, self.opt_G, self.opt_D, meta=meta,
-                        extra={**arrays, **(extra or {})},
+                        extra={**arrays, **{f"{k}_state": np.array(v.state()) for k, v in self.candidates.items()
+                                            if hasattr(v, "state")}, **(extra or {})},
                         G_ema=self.ema.model if self.ema is not None else None)
 
     def end_epoch(self, log):
@@ -469,7 +494,8 @@ def estimate_step_seconds(r):
     """
     G, D, opt_G, opt_D, augment, ema = copy.deepcopy((r.G, r.D, r.opt_G, r.opt_D, r.augment, r.ema))
     rng, B = np.random.default_rng(12345), min(r.cfg.batch_size, r.n)
-    options = dict(augment=augment, real_label=r.cfg.real_label)                      # as Run.step
+    options = dict(augment=augment, real_label=r.cfg.real_label, topk=r.topk(B),      # as Run.step
+                   **copy.deepcopy(r.candidates))
 
     def one_step():
         real = batch_of(r.images, rng.permutation(r.n)[:B], r.xp)
@@ -477,7 +503,7 @@ def estimate_step_seconds(r):
         # dcgan's train_step, not this module's name for it: tests count the run's own calls of that
         loss_D, _ = dcgan.train_step(G, D, opt_G, opt_D, real, z, r.loss_fn, {}, **options)
         if ema is not None:
-            ema.update()
+            ema.update(r.state.step)
         float(loss_D)                   # on a GPU: wait until the step has really run
 
     one_step()                                                                        # warm-up
