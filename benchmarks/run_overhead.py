@@ -97,7 +97,7 @@ def main(argv=None):
     run_steps = summary["steps"]
     if run_steps == 0:
         sys.exit("run_overhead: the run trained no steps (pass --epochs 1 or more)")
-    loop_steps = in_run[len(in_run) - run_steps:]     # the run's own steps (before them: the ETA's two)
+    loop_steps = in_run[len(in_run) - run_steps:]     # the run's own (the ETA's go through dcgan.train_step)
 
     # the bare step: same network size, same batch, after warm-up
     cfgr = cfg.resolved()
