@@ -16,11 +16,12 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 EPILOG = """\
-defaults depend on the backend: numpy trains 32x32 images, features 32, batch 32, 120 epochs
-(5,040 steps on the 1,332 sprites; `make demo` runs --recipe sprites --steps 20160, the length
-at which that recipe's samples become creatures: 10-22 minutes of training on the 2-core
-machines measured, benchmarks/RESULTS.md); cupy trains d2l's full job: 64x64, features 64,
-batch 256, 20 epochs.
+defaults depend on the backend:
+  numpy: 32x32 images, features 32, batch 32, 120 epochs (5,040 steps on the 1,332 sprites)
+  cupy:  d2l's full job: 64x64, features 64, batch 256, 20 epochs
+`make demo` runs --recipe sprites --steps 20160, the length at which that recipe's samples
+become creatures: 10-22 minutes of training on the 2-core machines measured
+(benchmarks/RESULTS.md, "The demo from a fresh clone").
 Without --data, d2l's Pokémon zip is downloaded once into $TINYGAN_HOME (~/.cache/tinygan).
 Speed on numpy: with Numba installed (pip install -e '.[fast]'; `make demo` does) the layers run
 a few compiled loops; TINYGAN_JIT=0 runs their NumPy versions instead (the same numbers, slower).
