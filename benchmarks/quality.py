@@ -632,8 +632,10 @@ def in_a_row(panels):
 
 def picture(args):
     """``real`` and each RUN:STEP[:SAMPLER] panel's first 64 samples, 8 px apart, saved at 2×."""
+    import numpy as np
     from tinygan.images import make_grid, save_png
-    panels = [make_grid(real_sets(args.data)[1][:64])]
+    real = real_sets(args.data)[1]
+    panels = [make_grid(np.resize(real, (64,) + real.shape[1:]))]            # 64, the set repeated if smaller
     panels += [make_grid(kept_samples(args.out, spec)[:64]) for spec in args.panels]
     save_png(in_a_row(panels), args.save, 2)
     print(f"{args.save}: real, {', '.join(args.panels)}")
@@ -696,7 +698,7 @@ def side_by_side(args, lines, reals):
     Every grid is G's (not the EMA's) first 64 samples of the fixed evaluation noise."""
     import numpy as np
     from tinygan.images import from_uint8, make_grid, save_png
-    real = make_grid(reals[1][:64])                           # 64 sprites in random order (half A)
+    real = make_grid(np.resize(reals[1], (64,) + reals[1].shape[1:]))    # 64 sprites in random order (half A)
     for step in sorted({x["step"] for x in lines}):
         panels, names = [real], ["real"]
         for x in sorted(lines, key=lambda x: (x["framework"], x["recipe"])):

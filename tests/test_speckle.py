@@ -93,6 +93,7 @@ def test_grid_tiles_reads_back_make_grid_at_scale_2(tmp_path):
         speckle.grid_tiles(np.zeros((100, 100, 3), np.uint8))
 
 
+@pytest.mark.data
 @pytest.mark.skipif(not glob.glob(os.path.join(REFERENCE, "*.png")), reason="../shared/quality-reference absent")
 def test_the_reference_grids_in_the_order_a_person_gives():
     """quality-reference/README.md: real; the two 20,000-step DiffAugment grids; the three 5,040-step

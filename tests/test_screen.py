@@ -1,0 +1,73 @@
+"""benchmarks/screen.py on a tiny run: every stage, the tables and the pictures, in a few dozen steps."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import screen  # noqa: E402
+from conftest import make_sprites  # noqa: E402
+
+
+def test_every_candidate_is_a_config_field_setting():
+    from tinygan.train import Config
+    for name, settings in screen.CANDIDATES.items():
+        for text in settings:
+            field, _, _ = text.partition("=")
+            assert field in Config.__dataclass_fields__, (name, text)
+
+
+def test_a_dearer_step_gets_fewer_steps_a_cheaper_one_the_same():
+    assert screen.steps_for(1.0, 20160) == screen.steps_for(0.9, 20160) == screen.steps_for(1.02, 20160) == 20160
+    assert screen.steps_for(1.2, 20160) == 16800
+
+
+def test_finalists_by_the_numbers_are_the_least_speckled_of_those_no_worse(capsys):
+    def row(name, kid, swd, speckle):
+        return (name, 100, 1.0, {"EMA": [{"kid": kid, "swd": swd, "speckle": speckle}]})
+    args = screen.parse_args(["--n-finalists", "2"])
+    rows = [row("baseline", 100, 15, 20), row("flip", 105, 15, 12), row("lecam0.1", 90, 14, 18),
+            row("hinge", 300, 15, 5), row("topk", 100, 20, 1)]
+    assert screen.pick_finalists(args, rows) == ["flip", "lecam0.1"]          # hinge and topk: worse KID / SWD
+    rows = [row("baseline", 100, 15, 20), row("hinge", 300, 15, 5), row("topk", 100, 20, 1)]
+    assert screen.pick_finalists(args, rows) == ["topk", "hinge"]
+    assert "no candidate within" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_whole_screen_on_a_tiny_run(tmp_path, monkeypatch):
+    """Three candidates at 4 steps, then two finalists and their combination on two seeds: each run is
+    kept at 2 and 4 steps, both tables are written and every picture is there (~100 s on 2 cores:
+    14 runs of 1,024 samples per sampler, scored)."""
+    monkeypatch.setenv("TINYGAN_HOME", str(tmp_path / "home"))       # the feature net and the data cache
+    data = make_sprites(tmp_path / "sprites", n=72)
+    out = tmp_path / "screen"
+    screen.main(["--data", str(data), "--out", str(out), "--steps", "4", "--holdout", "8", "--jobs", "2",
+                 "--candidates", "lecam0.1", "flip", "--finalists", "lecam0.1", "flip", "--seeds", "0", "1",
+                 "--cost-repeats", "1", "--cost-steps", "1"])
+    plan = json.load(open(out / "screen_plan.json"))
+    assert set(plan["steps"]) == {"baseline", "lecam0.1", "flip"}
+    lines = [json.loads(x) for x in open(out / "runs.jsonl")]
+    runs = {(x["recipe"], x["seed"]) for x in lines}
+    combined = "sprites+lecam=0.1+flip=true+holdout=8"
+    assert runs == {(f"sprites+{s}holdout=8", seed) for s in ("", "lecam=0.1+", "flip=true+") for seed in (0, 1)} | \
+        {(combined, 0), (combined, 1)}
+    assert all(x["holdout"] == 8 for x in lines)
+    table = (out / "screen.md").read_text()
+    for name in ("baseline", "lecam0.1", "flip"):
+        assert f"| {name} |" in table
+    assert "| EMA-bn |" in table and "speckle" in table
+    finals = (out / "finalists.md").read_text()
+    assert "| lecam0.1+flip | lecam=0.1 flip=true |" in finals and "(" in finals          # two seeds: a spread
+    for name in ("screen_lecam0.1.png", "screen_flip.png", "finalists_s0.png", "finalists_s1.png", "report.json"):
+        assert (out / name).exists(), name
+    rows = json.load(open(out / "report.json"))["rows"]
+    assert all("copies_train" in run for row in rows for run in row["runs"])
+    assert np.isfinite([run["speckle"] for row in rows for run in row["runs"]]).all()
+
+
+def test_the_finalists_stage_alone_needs_them_named(tmp_path):
+    with pytest.raises(SystemExit, match="name them with --finalists"):
+        screen.main(["--stage", "finalists", "--out", str(tmp_path)])
