@@ -433,3 +433,34 @@ def test_quality_goes_on_from_a_checkpoint_written_before_these_fields(sprites, 
     assert quality.resumable(str(path), cfg())["meta"]["step"] == 1
     with pytest.raises(SystemExit, match="lecam 0.0 -> 0.5"):
         quality.resumable(str(path), cfg(lecam=0.5))
+
+
+# ----- on the GPU path (the strict CuPy stand-in of tests/strict_cupy.py) -------------------------
+
+def test_every_candidate_runs_on_the_cupy_path_and_only_ada_waits_for_the_host():
+    """All candidates in one step on the stand-in: nothing CuPy refuses; no sync, except ADA's one read of
+    its summed signs at the end of each interval (here every second step)."""
+    import strict_cupy
+
+    import tinygan
+    with strict_cupy.installed() as cp:
+        tinygan.use("cupy", np.float32)
+        try:
+            G, D = build("sprites", latent_dim=8, features=4, image_size=16, seed=0)
+            G.to("cupy"), D.to("cupy")
+            opts = (Adam(G.parameters(), 2e-4, (0.5, 0.999)), Adam(D.parameters(), 2e-4, (0.5, 0.999)))
+            rng = np.random.default_rng(0)
+            real = cp.asarray(rng.uniform(-1, 1, (8, 3, 16, 16)).astype(np.float32))
+            z = cp.asarray(rng.standard_normal((8, 8, 1, 1)).astype(np.float32))
+            augment = DiffAugment(p=0.5, rng=np.random.default_rng(1))
+            kw = dict(flip=RandomFlip(rng=np.random.default_rng(2)), ada=AdaptiveAugment(augment, interval=2),
+                      lecam=LeCam(0.1), topk=5)
+            syncs = []
+            for _ in range(2):
+                with cp.watch() as seen:
+                    losses = train_step(G, D, *opts, real, z, HingeLoss(), {}, augment=augment, **kw)
+                syncs.append(len(seen.syncs))
+            assert syncs[0] == 0 and syncs[1] == 1, syncs
+            assert all(np.isfinite(float(v)) for v in losses)
+        finally:
+            tinygan.use("numpy", np.float32)
