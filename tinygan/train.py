@@ -333,7 +333,7 @@ class Run:
         s = self.state
         whole = f"{s.epoch} epoch{'s' * (s.epoch != 1)}"
         part = f"{s.batch} of the {self.n_batches} steps of the {_ordinal(s.epoch + 1)} epoch"
-        return f"{s.step} steps ({part if not s.epoch else f'{whole} and {part}' if s.batch else whole})"
+        return f"{s.step} step{'s' * (s.step != 1)} ({part if not s.epoch else f'{whole} and {part}' if s.batch else whole})"
 
     def summary(self):
         s = self.state
