@@ -1,7 +1,8 @@
 # tinygan: two commands for a fresh machine.
 #   make demo   creates .venv, installs tinygan, trains the DCGAN 20,160 steps (2 CPU cores: 10-22 min, benchmarks/RESULTS.md)
 #   make test   creates .venv, installs the test extras and PyTorch (the oracle), runs pytest
-#               (and the layer tests again without the compiled loops)
+#               (five passes: the suite, without the compiled loops, in reference mode, on the
+#               CuPy stand-in, and the notebooks)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
