@@ -203,3 +203,22 @@ def test_sample_and_training_into_a_path_under_a_file_say_so(checkpoint, sprites
     assert pokemon.main(["--data", str(sprites), "--out", str(tmp_path / "notes.txt" / "run"), *TINY]) == 1
     assert one_line_error(capsys) == (f"error: output folder {tmp_path / 'notes.txt' / 'run'} is not writable "
                                       f"({tmp_path / 'notes.txt'} is a file, not a folder): choose another with --out")
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["cgroup-v2", "cgroup-v1"])
+def test_a_containers_reclaimable_page_cache_counts_as_available(tmp_path, monkeypatch, v1):
+    """A container's usage grows to its limit with cached files (an install, the data set read);
+    the kernel drops that cache on demand, so it is not memory a run is refused for."""
+    GiB, MiB = 2 ** 30, 2 ** 20
+    names = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file") if v1 else \
+        ("memory.max", "memory.current", "inactive_file")
+    (tmp_path / names[0]).write_text(f"{2 * GiB}\n")
+    (tmp_path / names[1]).write_text(f"{2 * GiB - 20 * MiB}\n")
+    (tmp_path / "memory.stat").write_text(f"anon 123\n{names[2]} {GiB}\nactive_file 5\n")
+    monkeypatch.setattr(memory, "CGROUPS", ())
+    host = memory.available()                                               # MemAvailable alone
+    monkeypatch.setattr(memory, "CGROUPS", ((str(tmp_path), *names),))
+    have = memory.available()
+    assert have == min(host, GiB + 20 * MiB), f"{have} bytes: the reclaimable 1 GiB was counted as used"
+    (tmp_path / "memory.stat").write_text("anon 123\n")                      # no cache to drop: the limit binds
+    assert memory.available() <= 20 * MiB

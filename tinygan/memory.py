@@ -25,10 +25,18 @@ class NotEnoughMemory(ValueError):
     """A size whose arrays would not fit in the memory available; the message says what to lower."""
 
 
+# A container's memory limit, cgroup v2 and v1: (folder, limit file, usage file, memory.stat's
+# key for the page cache the kernel can drop).
+CGROUPS = (("/sys/fs/cgroup", "memory.max", "memory.current", "inactive_file"),
+           ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"))
+
+
 def available():
     """Bytes this process can still take, or None where that is unknown: MemAvailable of
     /proc/meminfo (Linux; os.sysconf's free pages elsewhere), and no more than a container's
-    memory limit (cgroup v2's memory.max, v1's limit_in_bytes) leaves."""
+    memory limit (cgroup v2's memory.max, v1's limit_in_bytes) leaves once the page cache the
+    kernel can drop is counted as free, as MemAvailable counts it (a container's usage grows to
+    its limit with cached files — an install, the data set read — and that cache is reclaimable)."""
     found = []
     try:
         with open("/proc/meminfo") as f:
@@ -40,14 +48,27 @@ def available():
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (AttributeError, ValueError, OSError):
             pass
-    for limit, used in (("memory.max", "memory.current"),
-                        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+    for folder, limit, used, cache in CGROUPS:
         try:
-            with open(f"/sys/fs/cgroup/{limit}") as a, open(f"/sys/fs/cgroup/{used}") as b:
-                found.append(int(a.read()) - int(b.read()))
+            with open(f"{folder}/{limit}") as a, open(f"{folder}/{used}") as b:
+                room = int(a.read()) - int(b.read())
         except (OSError, ValueError):                # absent, or 'max': no limit
-            pass
+            continue
+        found.append(room + _cgroup_stat(f"{folder}/memory.stat", cache))
     return min(found) if found else None
+
+
+def _cgroup_stat(path, key):
+    """One number of a cgroup's memory.stat (bytes), 0 where it is not there."""
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def require(need, what, hint, have=None):
