@@ -299,3 +299,13 @@ def test_the_notebook_generator_splits_cells_where_output_shows():
                      ("code", "raise ValueError", ["raises-exception"]), ("code", "b", []),
                      ("markdown", "End\n\n```bash\nls\n```", [])]
     assert np.all([c["id"] == f"cell-{i}" for i, c in enumerate(cells)])
+
+
+def test_train_leaves_numpys_global_random_state_as_it_found_it(tmp_path):
+    """A notebook's later cells draw from np.random: ``train`` must not move it on."""
+    np.random.seed(2024)
+    expected = np.random.random(3)
+    np.random.seed(2024)
+    result = train("leaky_relu", write(tmp_path, "leaky_relu", RIGHT["leaky_relu"]), steps=2, out=lambda line: None)
+    assert result.ok
+    np.testing.assert_array_equal(np.random.random(3), expected)

@@ -121,8 +121,12 @@ def compare(ex, impl, steps=40, path=None, out=print):
 
 
 def train_or_fail(ex, impl, steps, path, out):
+    """``compare``, with NumPy's global random state (which ``build`` draws weights from) put back after."""
+    state = np.random.get_state()
     try:
         return compare(ex, impl, steps, path, out)
     except Fail as fail:
         out(fail.text())
         return False, 0, np.inf
+    finally:
+        np.random.set_state(state)
