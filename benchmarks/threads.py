@@ -98,6 +98,10 @@ def machine():
     except ImportError:
         info["blas"] = {"library": "unknown (pip install threadpoolctl to name it)", "threads": blas_threads()}
     info["loops"] = _compiled_loops()
+    from tinygan import blas                          # (numpy is loaded by now, as for _compiled_loops)
+    forced = blas.forced_kernel()
+    if forced:
+        info["forced_kernel"] = forced
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_THREAD_TIMEOUT", "TINYGAN_THREADS", "TINYGAN_JIT"):
         if os.environ.get(name):
             info.setdefault("env", {})[name] = os.environ[name]
@@ -161,4 +165,6 @@ def machine_line(info=None):
     env = "".join(f", {k}={v}" for k, v in m.get("env", {}).items())
     return (f"machine: {m['cpu']} ({ext}), {m['cores']} cores, {m['kernel']}, Python {m['python']}; BLAS "
             f"{b.get('library')} {b.get('version', '')} kernel {b.get('kernel', '?')}, {b.get('threads')} threads; "
-            f"compiled loops {m.get('loops', '?')}{env}")
+            f"compiled loops {m.get('loops', '?')}{env}"
+            + (f" (forces OpenBLAS's {m['forced_kernel']} kernel on this AVX-512 CPU: see README, Speed)"
+               if m.get("forced_kernel") else ""))

@@ -18,6 +18,7 @@ LOW = {
     "tinygan.parallel": set(),
     "tinygan.jit": set(),
     "tinygan.reference": set(),
+    "tinygan.blas": set(),
     "tinygan.nn": {"tinygan.backend", "tinygan.jit", "tinygan.parallel", "tinygan.reference"},
     "tinygan.optim_fast": {"tinygan.backend", "tinygan.jit", "tinygan.parallel"},
     "tinygan.optim": {"tinygan.backend", "tinygan.nn", "tinygan.optim_fast", "tinygan.reference"},

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import backend, checkpoint, dcgan, jit, memory
+from . import backend, blas, checkpoint, dcgan, jit, memory
 from .callbacks import Throttled, standard
 from .data import load_images, parse_color
 from .dcgan import RECIPES, augmentation, train_step
@@ -463,6 +463,9 @@ def announce(r, callbacks=()):
         _log(f"nothing to do: the checkpoint has done {r.done()}, and the run is {r.total_steps} steps long "
              f"(pass a larger --steps or --epochs to continue)")
         return
+    forced = blas.forced_kernel_line() if cfg.backend == "numpy" else None
+    if forced:                                          # the environment's choice; said, never changed
+        _log(forced)
     per_step, timed = estimate_step_seconds(r)
     left = r.total_steps - s.step
     chores = sum(cb.share for cb in callbacks if isinstance(cb, Throttled))

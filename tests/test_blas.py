@@ -1,0 +1,68 @@
+"""tinygan.blas: a run says when OPENBLAS_CORETYPE forces a kernel older than the CPU's, and never changes it."""
+import os
+
+import pytest
+
+from tinygan import blas, train
+
+AVX512 = {"avx2", "fma", "avx512f", "avx512bw"}
+
+
+@pytest.mark.parametrize("environ, flags, forced", [
+    ({"OPENBLAS_CORETYPE": "Haswell"}, AVX512, "Haswell"),           # the Zen 5 kind's setting
+    ({"OPENBLAS_CORETYPE": "zen"}, AVX512, "zen"),
+    ({"OPENBLAS_CORETYPE": "SkylakeX"}, AVX512, None),               # an AVX-512 kernel: nothing lost
+    ({"OPENBLAS_CORETYPE": "sapphirerapids"}, AVX512, None),
+    ({"OPENBLAS_CORETYPE": "Haswell"}, {"avx2", "fma"}, None),       # the CPU's own kernel anyway
+    ({"OPENBLAS_CORETYPE": " "}, AVX512, None),
+    ({}, AVX512, None),
+])
+def test_forced_kernel(environ, flags, forced):
+    assert blas.forced_kernel(environ, flags) == forced
+
+
+def test_the_line_names_both_variables_and_the_rate_it_measured():
+    line = blas.forced_kernel_line({"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"}, AVX512,
+                                   measure=lambda: 254.6)
+    assert line.startswith("note: OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512 in the environment "
+                           "makes OpenBLAS use its Haswell kernel on this AVX-512 CPU (float32 product now "
+                           "255 GFLOP/s)"), line
+    assert "unsetting it is your choice" in line
+    assert blas.forced_kernel_line({"OPENBLAS_CORETYPE": "SkylakeX"}, AVX512, measure=lambda: 1 / 0) is None
+
+
+def test_the_product_rate_is_measured():
+    assert blas.gemm_gflops(n=64, repeats=2) > 0
+
+
+def test_a_runs_first_lines_say_so_and_leave_the_variables_alone(tmp_path, monkeypatch, capsys):
+    from test_demo import demo_run, tiny_pngs
+    monkeypatch.setenv("TINYGAN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    monkeypatch.setattr(blas, "cpu_flags", lambda: AVX512)
+    monkeypatch.setattr(train, "estimate_step_seconds", lambda run: (0.01, 3))
+    r = demo_run(["--data", str(tiny_pngs(tmp_path / "data", 8)), "--out", str(tmp_path / "run"),
+                  "--image-size", "16", "--features", "4", "--batch-size", "4", "--steps", "2"])
+    capsys.readouterr()                                                       # the loading line
+    train.announce(r)
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert first.startswith("note: OPENBLAS_CORETYPE=Haswell in the environment makes OpenBLAS use its Haswell "
+                            "kernel"), first
+    assert second.startswith("numpy"), second
+    assert os.environ["OPENBLAS_CORETYPE"] == "Haswell" and "OPENBLAS_L2_SIZE" not in os.environ
+    monkeypatch.setattr(blas, "cpu_flags", lambda: {"avx2"})                  # nothing forced: no note
+    train.announce(r)
+    assert not capsys.readouterr().out.startswith("note:")
+
+
+def test_the_benchmarks_machine_line_says_so(monkeypatch):
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import threads
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setattr(blas, "cpu_flags", lambda: AVX512)
+    line = threads.machine_line()
+    assert "OPENBLAS_CORETYPE=Haswell" in line and "(forces OpenBLAS's Haswell kernel on this AVX-512 CPU" in line, line
+    monkeypatch.setattr(blas, "cpu_flags", lambda: {"avx2"})
+    assert "forces" not in threads.machine_line()
