@@ -704,44 +704,36 @@ def get_elapsed_time(start, end):
     return (end.t - start.t) * 1e3
 
 
-class Stream:
+class _Context:
+    """What a CuPy Stream and Device share: a context manager that waits (a sync) when asked."""
+
+    def synchronize(self):
+        _sync("synchronize")
+
+    def use(self):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class Stream(_Context):
     null = None
 
     def __init__(self, null=False, non_blocking=False, ptds=False):
         pass
 
-    def synchronize(self):
-        _sync("synchronize")
-
-    def use(self):
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
     def begin_capture(self, *args, **kwargs):
         raise NotImplementedError("the strict CuPy stand-in cannot capture CUDA graphs")
 
 
-class Device:
+class Device(_Context):
     def __init__(self, device=None):
         self.id = 0
         self.compute_capability = "90"
-
-    def synchronize(self):
-        _sync("synchronize")
-
-    def use(self):
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _MemoryPool:
