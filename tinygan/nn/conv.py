@@ -93,7 +93,7 @@ class Conv2d(_ConvBase):
         self.fast = not reference.on()
         if self.fast:                                                    # the speed path: one call
             self.x, self.cols = x, None
-            return conv_fast.conv2d_forward(x, self.weight.data, b, k, s, p, self.workspace)
+            return conv_fast.conv2d_forward(x, self.weight.data, b, k, s, p, (OH, OW), self.workspace)
         self.x, self.cols = None, im2col(x, k, s, p)                     # (N·OH·OW, C·K·K)
         Y = self.cols @ self.weight.data.reshape(O, -1).T                # (N·OH·OW, O)
         if b is not None:

@@ -114,15 +114,14 @@ _SMALL_PRODUCT = 2 ** 18         # elements (1 MiB of float32): a transposed add
 
 # ----- the layers' passes, one call each from conv.py -----
 
-def conv2d_forward(x, weight, bias, k, s, p, workspace):
-    """Conv2d's forward: x (N, C, H, W) -> y (N, O, OH, OW), stored batch-innermost (a view)."""
-    N = x.shape[0]
-    O = weight.shape[0]
+def conv2d_forward(x, weight, bias, k, s, p, out_size, workspace):
+    """Conv2d's forward: x (N, C, H, W) -> y (N, O, OH, OW), stored batch-innermost (a view);
+    out_size (OH, OW)."""
+    N, O = x.shape[0], weight.shape[0]
     Y, _ = convolve(x, weight.reshape(O, -1), k, s, p, workspace)       # (O, OH·OW·N)
     if bias is not None:
         Y += bias.reshape(O, 1)
-    OH, OW = conv_out_size(x.shape[2], k, s, p), conv_out_size(x.shape[3], k, s, p)
-    return chwn_to_nchw(Y.reshape(O, OH, OW, N))
+    return chwn_to_nchw(Y.reshape(O, *out_size, N))
 
 
 def conv2d_backward(dout, x, weight, bias, k, s, p, workspace, needs_input_grad):
