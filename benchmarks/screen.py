@@ -56,6 +56,7 @@ CANDIDATES = {
     "hinge": ["loss=hinge"],
     "sn_hinge": ["d_spectral_norm=true", "loss=hinge"],      # the DiffAugment paper's small-model baseline
     "ema_ramp": ["ema_rampup=0.05"],                         # ADA's ramp of the average's half-life
+    "bcr10": ["bcr=10"],                                     # bCR (Zhao et al. 2020): λ_real = λ_fake = 10
 }
 COST_TOLERANCE = 0.03        # a step up to 3% dearer than the baseline's keeps the baseline's steps
 QUALITY_SLACK = 1.10         # an automatic finalist's EMA KID and SWD may be up to 10% worse than the baseline's

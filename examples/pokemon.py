@@ -144,6 +144,9 @@ def train_parser():
                    help="ADA's speed: K thousand images for the probability to move by 1 (default 100)")
     c.add_argument("--lecam", type=positive_float, metavar="WEIGHT",
                    help="LeCam regularisation of D's outputs with this weight (Tseng et al. 2021)")
+    c.add_argument("--bcr", type=positive_float, metavar="WEIGHT",
+                   help="balanced consistency regularisation: D scores two augmentations of each real and fake "
+                        "image alike, with this weight (Zhao et al. 2020: 10; two more D passes per half)")
     c.add_argument("--topk-gamma", type=probability, metavar="G", help="G learns only from the k fakes D scores "
                    "highest, k = batch x G^epoch down to half the batch (Sinha et al. 2020: 0.99)")
     c.add_argument("--loss", choices=["bce", "hinge"], help="D's loss: bce (the paper's, default) or hinge (SN-GAN's; "

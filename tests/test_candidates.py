@@ -2,7 +2,7 @@
 the op, and each option in train_step doing what it says (off: nothing at all).
 
 flip of the reals, DiffAugment with a probability and ADA's control of it, LeCam, top-k for G,
-the hinge loss. The EMA's ramp and BatchNorm re-estimation are in tests/test_ema.py.
+the hinge loss, bCR's consistency term. The EMA's ramp and BatchNorm re-estimation are in tests/test_ema.py.
 """
 import copy
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from tinygan import to_numpy
-from tinygan.dcgan import AdaptiveAugment, _candidate_step, build, train_step
+from tinygan.dcgan import AdaptiveAugment, _candidate_step, _d_half, build, train_step
 from tinygan.gradcheck import check_directional, check_module, compare, numerical_gradient
-from tinygan.nn import (BCEWithLogitsLoss, DiffAugment, GeneratorHingeLoss, HingeLoss, LeCam, Module, RandomFlip,
-                        TopK, topk_schedule)
+from tinygan.nn import (BCEWithLogitsLoss, Consistency, DiffAugment, GeneratorHingeLoss, HingeLoss, LeCam, Module,
+                        RandomFlip, TopK, topk_schedule)
 from tinygan.nn.augment import HorizontalFlip
 from tinygan.optim import Adam
 
@@ -247,7 +247,7 @@ def test_the_candidate_step_with_every_option_off_is_train_step():
         np.testing.assert_array_equal(wa, wb)
 
 
-@pytest.mark.parametrize("option", ["flip", "ada", "lecam", "topk", "hinge"])
+@pytest.mark.parametrize("option", ["flip", "ada", "lecam", "topk", "hinge", "bcr"])
 def test_each_option_changes_the_step_and_trains(option):
     """Each option, alone, on the sprites recipe's augmentation: a finite step that differs from the plain one."""
     real, z = _batch(1)
@@ -265,6 +265,8 @@ def test_each_option_changes_the_step_and_trains(option):
         kw["lecam"] = lecam
     elif option == "topk":
         kw["topk"] = 4
+    elif option == "bcr":
+        kw["bcr"] = Consistency(10.0)
     else:
         loss_fn = HingeLoss()
     stats = {}
@@ -276,6 +278,8 @@ def test_each_option_changes_the_step_and_trains(option):
         assert augment.p > 0                                           # D was sure of the reals: p went up
     if option == "lecam":
         assert float(stats["lecam"]) > 0
+    if option == "bcr":
+        assert float(stats["bcr"]) > 0
 
 
 def test_gs_gradient_through_topk_hinge_and_augmentation_passes_finite_differences():
@@ -313,11 +317,66 @@ def test_candidates_leave_the_callers_arrays_alone():
     assert copy.deepcopy(LeCam(0.1)).weight == 0.1
 
 
+# ----- bCR: consistency of D under two augmentations -----------------------------------------------
+
+def test_consistency_term_passes_finite_differences_and_is_mse_loss_in_pytorch(xp):
+    rng = np.random.default_rng(8)
+    a, b = xp.asarray(rng.normal(0, 2, 8)), xp.asarray(rng.normal(0, 2, 8))
+    bcr = Consistency(10.0)
+    value, grad = bcr(a, b)
+    report = compare("Consistency d/da", grad, numerical_gradient(lambda: bcr(a, b)[0], a))
+    assert report.ok, report.line()
+    report = compare("Consistency d/db", -grad, numerical_gradient(lambda: bcr(a, b)[0], b))
+    assert report.ok, report.line()
+    torch = pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
+    ta = torch.tensor(to_numpy(a), requires_grad=True)
+    tb = torch.tensor(to_numpy(b), requires_grad=True)
+    loss = 10.0 * torch.nn.functional.mse_loss(ta, tb)
+    loss.backward()
+    np.testing.assert_allclose(float(value), loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(grad), ta.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(-to_numpy(grad), tb.grad.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        Consistency(-1.0)
+    with pytest.raises(ValueError, match=r"shapes \(8,\) and \(4,\)"):
+        bcr(a, b[:4])
+
+
+@pytest.mark.parametrize("loss", ["bce", "hinge"])
+def test_ds_half_with_bcr_passes_finite_differences_through_both_branches(loss):
+    """½·ℓ(D(T₁u), y) + λ·mean((D(T₁u) − D(T₂u))²): the gradient _d_half leaves in D's weights
+    (three forwards, two backwards) against finite differences along a random direction."""
+    _, D, _, _ = _models("sprites")
+    rng = np.random.default_rng(9)
+    xa, xb = rng.uniform(-1, 1, (6, 3, 16, 16)), rng.uniform(-1, 1, (6, 3, 16, 16))
+    target = np.ones(6)
+    loss_fn, bcr = (BCEWithLogitsLoss() if loss == "bce" else HingeLoss()), Consistency(10.0)
+    draws = iter([xa, xb])                                  # T₁u, then T₂u: what the two draws return
+    D.zero_grad()
+    logits, _, _, cr = _d_half(D, loss_fn, lambda u: next(draws), None, target, None, bcr)
+    assert float(cr) > 0
+
+    def f():
+        a, b = D(xa), D(xb)
+        return 0.5 * loss_fn(a, target) + bcr(a, b)[0]
+    np.testing.assert_array_equal(to_numpy(logits), to_numpy(D(xa)))
+    params = list(D.parameters())
+    report = check_directional(f, [p.data for p in params], [p.grad for p in params])
+    assert report.ok, str(report)
+
+
+def test_bcr_needs_an_augmentation(sprites, tmp_path):
+    from tinygan.train import Config, Run
+    with pytest.raises(ValueError, match="bcr: consistency under augmentation needs an augmentation"):
+        Run(Config(data=str(sprites), out=str(tmp_path / "a"), recipe="paper", image_size=16, features=4,
+                   batch_size=4, progress=False, bcr=10.0).resolved())
+
+
 # ----- the options as Config fields of a run ----------------------------------------------------
 
 OPTIONS = {"flip": {"flip": True}, "augment_p": {"augment_p": 0.5}, "nocutout": {"augment_policy": "color,translation"},
            "ada": {"ada_target": 0.6, "ada_kimg": 0.01}, "lecam": {"lecam": 0.5}, "topk": {"topk_gamma": 0.5},
-           "hinge": {"loss": "hinge"}, "ema_rampup": {"ema_rampup": 0.05}}
+           "hinge": {"loss": "hinge"}, "ema_rampup": {"ema_rampup": 0.05}, "bcr": {"bcr": 10.0}}
 
 
 def _run(tmp_path, name, data, **options):
@@ -392,11 +451,11 @@ def test_pokemon_trains_with_every_candidate_flag_and_samples_with_the_averages_
                                "--image-size", "16", "--features", "4", "--latent-dim", "8", "--batch-size", "4",
                                "--no-progress", "--flip", "--augment-policy", "color,translation", "--augment-p", "0.5",
                                "--ada-target", "0.6", "--ada-kimg", "1", "--lecam", "0.1", "--topk-gamma", "0.9",
-                               "--loss", "hinge", "--ema-rampup", "0.05"]) in (0, None)
+                               "--loss", "hinge", "--ema-rampup", "0.05", "--bcr", "10"]) in (0, None)
     saved = json.load(open(out / "config.json"))
     assert (saved["flip"], saved["augment_policy"], saved["augment_p"], saved["ada_target"], saved["lecam"],
-            saved["topk_gamma"], saved["loss"], saved["ema_rampup"]) == (True, "color,translation", 0.5, 0.6, 0.1,
-                                                                         0.9, "hinge", 0.05)
+            saved["topk_gamma"], saved["loss"], saved["ema_rampup"], saved["bcr"]) == \
+        (True, "color,translation", 0.5, 0.6, 0.1, 0.9, "hinge", 0.05, 10.0)
     from tinygan import checkpoint
     extra = checkpoint.load(str(out / "checkpoint.npz"))["extra"]
     assert {"ada_state", "lecam_state"} <= set(extra)
@@ -422,7 +481,7 @@ def test_quality_goes_on_from_a_checkpoint_written_before_these_fields(sprites, 
         arrays = dict(f)
     meta = json.loads(str(arrays["meta"]))
     for k in ("flip", "augment_policy", "augment_p", "ada_target", "ada_kimg", "lecam", "topk_gamma", "topk_min",
-              "loss", "ema_rampup"):
+              "loss", "ema_rampup", "bcr"):
         del meta["config"][k]
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
@@ -454,7 +513,7 @@ def test_every_candidate_runs_on_the_cupy_path_and_only_ada_waits_for_the_host()
             z = cp.asarray(rng.standard_normal((8, 8, 1, 1)).astype(np.float32))
             augment = DiffAugment(p=0.5, rng=np.random.default_rng(1))
             kw = dict(flip=RandomFlip(rng=np.random.default_rng(2)), ada=AdaptiveAugment(augment, interval=2),
-                      lecam=LeCam(0.1), topk=5)
+                      lecam=LeCam(0.1), topk=5, bcr=Consistency(10.0))
             syncs = []
             for _ in range(2):
                 with cp.watch() as seen:

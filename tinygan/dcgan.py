@@ -27,9 +27,9 @@ import numpy as np
 
 from .backend import get_array_module
 from .init import dcgan_init, normal_init
-from .nn import (BatchNorm2d, BCEWithLogitsLoss, Conv2d, ConvTranspose2d, DiffAugment, HingeLoss, InstanceNoise,
-                 LeakyReLU, LeCam, MinibatchStd, Module, RandomFlip, ReLU, Sequential, SpectralNorm, Tanh, TopK,
-                 Upsample, sigmoid, topk_schedule)
+from .nn import (BatchNorm2d, BCEWithLogitsLoss, Consistency, Conv2d, ConvTranspose2d, DiffAugment, HingeLoss,
+                 InstanceNoise, LeakyReLU, LeCam, MinibatchStd, Module, RandomFlip, ReLU, Sequential, SpectralNorm,
+                 Tanh, TopK, Upsample, sigmoid, topk_schedule)
 
 
 def _num_stride2_blocks(image_size, who):
@@ -240,10 +240,11 @@ def make_loss(loss, reduction):
     return BCEWithLogitsLoss(reduction=reduction) if loss == "bce" else HingeLoss(reduction=reduction)
 
 
-def candidates(augment, rng, flip=False, ada_target=0.0, ada_kimg=100.0, lecam=0.0):
+def candidates(augment, rng, flip=False, ada_target=0.0, ada_kimg=100.0, lecam=0.0, bcr=0.0):
     """The ``train_step`` options of issue 26 that keep state from step to step, for those that are on
     (a dict of keywords; {} with all off): ``flip`` a RandomFlip(½) of the reals drawing from ``rng``;
-    ``ada_target`` > 0 an AdaptiveAugment of ``augment``'s DiffAugment; ``lecam`` > 0 a LeCam of that weight."""
+    ``ada_target`` > 0 an AdaptiveAugment of ``augment``'s DiffAugment; ``lecam`` > 0 a LeCam of that weight;
+    ``bcr`` > 0 a Consistency (bCR) of that weight."""
     options = {}
     if flip:
         options["flip"] = RandomFlip(0.5, rng=rng)
@@ -255,11 +256,15 @@ def candidates(augment, rng, flip=False, ada_target=0.0, ada_kimg=100.0, lecam=0
         options["ada"] = AdaptiveAugment(diff, target=ada_target, kimg=ada_kimg)
     if lecam:
         options["lecam"] = LeCam(lecam)
+    if bcr:
+        if augment is None:
+            raise ValueError("bcr: consistency under augmentation needs an augmentation (--recipe sprites)")
+        options["bcr"] = Consistency(bcr)
     return options
 
 
 def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=None, real_label=1.0,
-               flip=None, ada=None, lecam=None, topk=None):
+               flip=None, ada=None, lecam=None, topk=None, bcr=None):
     """One DCGAN step: update D once on a real and a fake batch, then G once. Returns (loss_D, loss_G).
 
     real (N, 3, H, W) in [-1, 1]; z (N, Z, 1, 1). With ℓ(logit, label) the BCE on logits:
@@ -286,11 +291,13 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=No
       ``lecam``       a ``LeCam``: λ·R added to D's loss (its own gradient on each half's logits);
                       the returned loss_D stays the adversarial part, R goes into ``stats['lecam']``.
       ``topk``        k < N: G's loss over the k fakes D scores highest only (``TopK``).
+      ``bcr``         a ``Consistency``: λ·mean((D(T₁u) − D(T₂u))²) added to D's loss for the reals
+                      and for the fakes (two draws of ``augment``); its value goes into ``stats['bcr']``.
     """
-    if flip is not None or ada is not None or lecam is not None or topk is not None or \
+    if flip is not None or ada is not None or lecam is not None or topk is not None or bcr is not None or \
             hasattr(loss_fn, "generator"):
         return _candidate_step(G, D, opt_G, opt_D, real, z, loss_fn, stats, augment, real_label,
-                               flip, ada, lecam, topk)
+                               flip, ada, lecam, topk, bcr)
     xp = get_array_module(real)
     loss_fn = loss_fn or BCEWithLogitsLoss()
     N = real.shape[0]
@@ -326,7 +333,8 @@ def train_step(G, D, opt_G, opt_D, real, z, loss_fn=None, stats=None, augment=No
     return loss_D, loss_G
 
 
-def _candidate_step(G, D, opt_G, opt_D, real, z, loss_fn, stats, augment, real_label, flip, ada, lecam, topk):
+def _candidate_step(G, D, opt_G, opt_D, real, z, loss_fn, stats, augment, real_label, flip, ada, lecam, topk,
+                    bcr=None):
     """``train_step`` with issue 26's candidates: the same two updates, each option where it acts.
 
     Kept apart so that the plain step above stays the paper's, line for line; with every option
@@ -340,21 +348,16 @@ def _candidate_step(G, D, opt_G, opt_D, real, z, loss_fn, stats, augment, real_l
     N = real.shape[0]
     ones, zeros = xp.ones(N, dtype=real.dtype), xp.zeros(N, dtype=real.dtype)
     seen = augment if augment is not None else (lambda x: x)
-    no_term = (lambda logits: (0.0, 0.0))                         # LeCam off: nothing added
 
-    # ---- D step: real → 1, fake → 0 (plus λ·R) ------------------------------------------
+    # ---- D step: real → 1, fake → 0 (plus λ·R and bCR's C) ------------------------------
     opt_D.zero_grad()
-    logits_real = D(seen(flip(real) if flip is not None else real))
-    if ada is not None:
-        ada.observe(logits_real)
-    loss_real = loss_fn(logits_real, ones if real_label == 1 else xp.full(N, real_label, dtype=real.dtype))
-    reg_real, d_reg = (lecam.real if lecam is not None else no_term)(logits_real)
-    D.backward(loss_fn.backward(0.5) + d_reg, input_grad=False)
+    target_real = ones if real_label == 1 else xp.full(N, real_label, dtype=real.dtype)
+    logits_real, loss_real, reg_real, cr_real = _d_half(D, loss_fn, seen, flip(real) if flip is not None else real,
+                                                        target_real, lecam.real if lecam is not None else None, bcr,
+                                                        ada)
     fake = G(z)
-    logits_fake = D(seen(fake))
-    loss_fake = loss_fn(logits_fake, zeros)
-    reg_fake, d_reg = (lecam.fake if lecam is not None else no_term)(logits_fake)
-    D.backward(loss_fn.backward(0.5) + d_reg, input_grad=False)
+    logits_fake, loss_fake, reg_fake, cr_fake = _d_half(D, loss_fn, seen, fake, zeros,
+                                                        lecam.fake if lecam is not None else None, bcr)
     opt_D.step()
     loss_D = (loss_real + loss_fake) / 2
     if lecam is not None:
@@ -380,4 +383,31 @@ def _candidate_step(G, D, opt_G, opt_D, real, z, loss_fn, stats, augment, real_l
         stats["d_fake"] = sigmoid(logits_fake).mean()
         if lecam is not None:
             stats["lecam"] = reg_real + reg_fake
+        if bcr is not None:
+            stats["bcr"] = cr_real + cr_fake
     return loss_D, loss_G
+
+
+def _d_half(D, loss_fn, seen, images, target, term, bcr, ada=None):
+    """D's forward and backward on one half of its step (the reals or the fakes), each candidate
+    where it acts: ADA sees the logits; LeCam's ``term`` and bCR's consistency C add their
+    gradients to the loss's. Returns (logits, loss, LeCam's value, C).
+
+    bCR needs D's outputs on a second draw of the augmentation, b = D(T₂u), beside a = D(T₁u):
+    b's values first, then a forward and back (the loss, R and dC/da), then b forward again for
+    its own backward, −dC/da (D keeps one forward cache: three forwards, two backwards)."""
+    shown = seen(images)
+    if bcr is not None:
+        other = seen(images)                                      # T₂: a second, independent draw
+        logits_other = D(other)
+    logits = D(shown)
+    if ada is not None:
+        ada.observe(logits)
+    loss = loss_fn(logits, target)
+    reg, d_reg = term(logits) if term is not None else (0.0, 0.0)
+    cr, d_cr = bcr(logits, logits_other) if bcr is not None else (0.0, 0.0)
+    D.backward(loss_fn.backward(0.5) + d_reg + d_cr, input_grad=False)
+    if bcr is not None:
+        D(other)
+        D.backward(-d_cr, input_grad=False)
+    return logits, loss, reg, cr

@@ -60,7 +60,7 @@ SYNC_SECONDS = {"numpy": 0.0, "cupy": 0.5}
 RUN_DEFINING = ("recipe", "latent_dim", "features", "image_size", "data", "limit", "resize",
                 "background", "trim", "seed", "batch_size", "lr", "beta1", "beta2", "upsample", "lr_d", "real_label",
                 "d_spectral_norm", "d_minibatch_std", "instance_noise", "flip", "augment_policy", "augment_p",
-                "ada_target", "ada_kimg", "lecam", "topk_gamma", "topk_min", "loss", "ema_rampup")
+                "ada_target", "ada_kimg", "lecam", "topk_gamma", "topk_min", "loss", "ema_rampup", "bcr")
 
 
 @dataclass
@@ -107,6 +107,7 @@ class Config:
     topk_min: float = 0.5
     loss: str = "bce"                # 'bce' (the paper's) or 'hinge' (D's hinge, G's −D(G(z)))
     ema_rampup: float = 0.0          # > 0: the average's half-life ramps up as ADA's (0.05)
+    bcr: float = 0.0                 # weight of bCR's consistency of D under two augmentations (10); 0: none
 
     def resolved(self):
         """A copy with every None default filled in from the backend and the recipe."""
@@ -235,7 +236,7 @@ class Run:
         self.noise = next((m for m in chain if isinstance(m, InstanceNoise)), None)
         # issue 26's options with a state (flip, ADA, LeCam); a checkpoint keeps ADA's p and LeCam's averages
         self.candidates = dcgan.candidates(self.augment, self.state.rng, cfg.flip, cfg.ada_target, cfg.ada_kimg,
-                                           cfg.lecam)
+                                           cfg.lecam, cfg.bcr)
         for name, option in self.candidates.items():
             if resume and f"{name}_state" in saved["extra"]:
                 option.load_state(saved["extra"][f"{name}_state"])

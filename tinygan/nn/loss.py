@@ -1,6 +1,7 @@
 """Losses on raw logits, stable for any logit: BCEWithLogitsLoss (binary), CrossEntropyLoss (softmax)
 and NTXentLoss (SimCLR's contrastive loss, a CrossEntropyLoss over similarities); for GAN experiments
-HingeLoss (with GeneratorHingeLoss, G's side of it) and LeCam, a regulariser of D's outputs.
+HingeLoss (with GeneratorHingeLoss, G's side of it), LeCam, a regulariser of D's outputs, and
+Consistency (bCR), which asks D to score two augmentations of one image alike.
 
 BCEWithLogitsLoss: for a logit x and a target y ∈ [0, 1] (p = σ(x)):
     ℓ = −[y·log p + (1 − y)·log(1 − p)] = max(x, 0) − x·y + log(1 + e^−|x|)
@@ -270,3 +271,33 @@ class LeCam(Module):
 
     def load_state(self, values):
         self.ema_real, self.ema_fake, self.updates = float(values[0]), float(values[1]), int(values[2])
+
+
+class Consistency(Module):
+    """Balanced consistency regularisation of D (bCR, Zhao et al. 2020): D should score an image the
+    same however it is augmented, real images and fakes alike ("balanced": both halves).
+
+        C = λ·mean((D(T₁u) − D(T₂u))²),   added to D's loss once for the reals and once for the fakes
+
+    T₁u is the augmented image D's loss already sees, T₂u a second, independent draw of the same
+    augmentation (the paper's λ_real = λ_fake = 10). With a = D(T₁u), b = D(T₂u), N logits:
+        dC/da_i = 2λ·(a_i − b_i)/N,   dC/db_i = −dC/da_i
+    Both branches carry a gradient into D's weights, so D runs T₂u forward and back as well:
+    ``__call__(a, b)`` returns C and dC/da; the caller sends −dC/da back through D(T₂u).
+    No state: nothing to keep in a checkpoint.
+    """
+
+    def __init__(self, weight):
+        if not weight >= 0:
+            raise ValueError(f"Consistency: weight must be >= 0, got {weight}")
+        self.weight = weight
+
+    def __call__(self, a, b):
+        return self.forward(a, b)
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            raise ValueError(f"Consistency: logits of shapes {tuple(a.shape)} and {tuple(b.shape)} must match")
+        gap = a - b
+        w = a.dtype.type(self.weight)
+        return w * (gap * gap).sum() / a.size, (2 * w / a.size) * gap
