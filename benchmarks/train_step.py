@@ -21,6 +21,13 @@ How it measures:
     Adam moments, 3 × 25 MB at 64 features, which it creates in step 1; tinygan creates
     them before. RSS between steps says little: freed memory stays with the allocator.)
 
+Both ways on machines that set OpenBLAS's kernel. Where the environment sets
+``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE`` (some machine kinds do), the numpy backend prints
+two tables: the first with the variables as set, the second from the same command run again
+in a child process with both removed from ITS environment only (OpenBLAS reads them when it
+loads, so one process cannot measure both). The variables of this shell, of tests and of CI
+are never changed. ``--as-set`` prints the first table alone.
+
 --backend cupy times tinygan on the GPU with cupy.cuda.Event and PyTorch on 'cuda' with
 torch.cuda.Event; without CuPy or a GPU it stops with the message of tinygan.backend.use.
 
@@ -45,6 +52,7 @@ sys.path.insert(1, os.path.dirname(HERE))      # tinygan from this checkout, ins
 import threads as threadctl  # noqa: E402  (stdlib-only module: safe before numpy)
 
 STRICT_FP32, TF32 = "strict FP32", "TF32 on both"
+OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")   # set by some machine kinds; see the docstring
 
 
 def parse_args(argv=None):
@@ -67,6 +75,9 @@ def parse_args(argv=None):
                     help="--backend cupy: TF32 tensor-core matmuls and convolutions on BOTH sides (CUPY_TF32=1; "
                          "torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 True). "
                          "Default: strict FP32 on both (CUPY_TF32=0, both torch flags False)")
+    ap.add_argument("--as-set", action="store_true",
+                    help="where OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE is set: measure only with them as set "
+                         "(default: a second table with both unset in a child process)")
     ap.add_argument("--memory-child", choices=("tinygan", "torch"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.tf32 and args.backend != "cupy":
@@ -283,8 +294,33 @@ def measure_memory(args, framework):
 
 # ----- main --------------------------------------------------------------------------------
 
-def main(argv=None):
+def openblas_settings(environ=None):
+    """{name: value} of the OpenBLAS kernel variables the environment sets ({} where neither is)."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in OPENBLAS_VARIABLES if k in environ}
+
+
+def openblas_line(settings):
+    """The tables' line naming the setting they were measured with."""
+    if not settings:
+        return f"OpenBLAS kernel variables: {' and '.join(OPENBLAS_VARIABLES)} unset"
+    return "OpenBLAS kernel variables as set: " + ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def run_unset(argv, environ=None, run=subprocess.run):
+    """This benchmark again, ``argv`` plus --as-set, in a child whose environment lacks the OpenBLAS
+    kernel variables (this process's own are left as they are): (returncode, stdout, stderr)."""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if k not in OPENBLAS_VARIABLES}
+    done = run([sys.executable, os.path.abspath(__file__), *argv, "--as-set"], env=env, capture_output=True,
+               text=True)
+    return done.returncode, done.stdout, done.stderr
+
+
+def main(argv=None, environ=None, run=subprocess.run):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    settings = openblas_settings(environ)
     math = choose_cupy_math(args)                        # before anything imports CuPy
     threadctl.configure(args.threads)                    # before numpy/torch load their BLAS
     if args.memory_child:
@@ -379,7 +415,24 @@ def main(argv=None):
     if args.backend == "numpy":                      # this machine's product speed now, for comparing machines
         result["yardstick"] = threadctl.yardstick(torch if run_pt else None)
 
-    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    result["openblas_env"] = settings
+    both_ways = settings and not args.as_set and args.backend == "numpy"
+    if not both_ways:
+        print(json.dumps(result, indent=1) if args.json else format_table(result))
+        return 0
+    rc, out, err = run_unset(argv, environ, run)        # the second table: both variables unset
+    if rc:
+        print(format_table(result) if not args.json else json.dumps(result, indent=1))
+        print(f"train_step.py: the run with {' and '.join(OPENBLAS_VARIABLES)} unset failed (exit {rc}): "
+              f"{err.strip().splitlines()[-1] if err.strip() else 'no message'}", file=sys.stderr)
+        return rc
+    if args.json:
+        result["openblas_unset"] = json.loads(out)
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"## With the OpenBLAS variables as set\n\n{format_table(result)}\n\n"
+              f"## With {' and '.join(OPENBLAS_VARIABLES)} unset (in this benchmark's child process only)\n\n"
+              f"{out.rstrip()}")
     return 0
 
 
@@ -428,6 +481,8 @@ def format_table(r):
     lines.append(f"numpy {r['numpy']} (OpenBLAS threads in effect: {r['blas_threads_in_effect']})"
                  + (f", torch {r['torch']} ({r['torch_threads']} threads)" if pt else "")
                  + (f"; load average at the end {r['load_average'][0]:.2f}" if "load_average" in r else ""))
+    if "openblas_env" in r:
+        lines.append(openblas_line(r["openblas_env"]))
     if "machine" in r:
         lines.append(threadctl.machine_line(r["machine"]))
     if "yardstick" in r:

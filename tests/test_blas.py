@@ -66,3 +66,70 @@ def test_the_benchmarks_machine_line_says_so(monkeypatch):
     assert "OPENBLAS_CORETYPE=Haswell" in line and "(forces OpenBLAS's Haswell kernel on this AVX-512 CPU" in line, line
     monkeypatch.setattr(blas, "cpu_flags", lambda: {"avx2"})
     assert "forces" not in threads.machine_line()
+
+
+# ----- benchmarks/train_step.py: one table per setting of the variables ------------------------------
+
+def _bench():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import train_step
+    return train_step
+
+
+TINY = ["--no-torch", "--no-memory", "--repeats", "1", "--warmup", "1", "--settle", "0", "--image-size", "16",
+        "--features", "4", "--latent", "8", "--batch-size", "2"]
+
+
+class _Child:
+    """Stands in for subprocess.run: records the command and environment, prints a table."""
+
+    def __init__(self, returncode=0, stdout="| the child's table |\n", stderr=""):
+        self.calls, self.result = [], (returncode, stdout, stderr)
+
+    def __call__(self, cmd, env, capture_output, text):
+        import subprocess
+        self.calls.append((cmd, env))
+        return subprocess.CompletedProcess(cmd, *self.result)
+
+
+def test_train_step_prints_a_second_table_with_both_variables_unset_in_a_child_only(capsys):
+    bench, child = _bench(), _Child()
+    environ = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512", "PATH": "/usr/bin"}
+    assert bench.main(TINY, environ=environ, run=child) == 0
+    out = capsys.readouterr().out
+    first, second = out.split("## With OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
+    assert first.startswith("## With the OpenBLAS variables as set")
+    assert "OpenBLAS kernel variables as set: OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=512" in first
+    assert "| the child's table |" in second
+    (cmd, env), = child.calls
+    assert cmd[-len(TINY) - 1:] == [*TINY, "--as-set"] and cmd[1].endswith("train_step.py")
+    assert env == {"PATH": "/usr/bin"}                        # the child's environment lacks both, nothing else
+    assert environ["OPENBLAS_CORETYPE"] == "Haswell"          # the caller's is untouched
+
+
+def test_train_step_prints_one_table_where_neither_is_set_or_with_as_set(capsys):
+    bench, child = _bench(), _Child()
+    assert bench.main(TINY, environ={"PATH": "/usr/bin"}, run=child) == 0
+    out = capsys.readouterr().out
+    assert "OpenBLAS kernel variables: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset" in out and "##" not in out
+    assert bench.main([*TINY, "--as-set"], environ={"OPENBLAS_L2_SIZE": "512"}, run=child) == 0
+    out = capsys.readouterr().out
+    assert "OpenBLAS kernel variables as set: OPENBLAS_L2_SIZE=512" in out and "##" not in out
+    assert child.calls == []
+
+
+def test_train_step_json_carries_the_unset_run_and_a_failed_child_says_so(capsys):
+    import json
+    bench = _bench()
+    child = _Child(stdout=json.dumps({"tinygan_stats": {"examples_per_sec": 123.0}, "openblas_env": {}}))
+    assert bench.main([*TINY, "--json"], environ={"OPENBLAS_CORETYPE": "Zen"}, run=child) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["openblas_env"] == {"OPENBLAS_CORETYPE": "Zen"}
+    assert result["openblas_unset"]["tinygan_stats"]["examples_per_sec"] == 123.0
+    failing = _Child(returncode=3, stdout="", stderr="Traceback ...\nMemoryError: out of memory\n")
+    assert bench.main(TINY, environ={"OPENBLAS_CORETYPE": "Zen"}, run=failing) == 3
+    captured = capsys.readouterr()
+    assert "OPENBLAS_CORETYPE=Zen" in captured.out
+    assert "unset failed (exit 3): MemoryError: out of memory" in captured.err
