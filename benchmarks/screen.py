@@ -118,9 +118,20 @@ def steps_for(cost, steps):
     return steps if cost <= 1 + COST_TOLERANCE else max(1, round(steps / cost))
 
 
+def finished(args, name, seed, steps):
+    """Whether the run (name, seed) already kept its samples at ``steps`` in --out."""
+    folder = os.path.join(args.out, f"tinygan_{variant(name, args.holdout)}_s{seed}")
+    return os.path.exists(os.path.join(folder, f"step_{steps:06d}.npz"))
+
+
 def train_all(args, runs):
-    """Run ``quality.py train`` for each (name, seed, steps), ``--jobs`` at a time; stop at the first failure."""
-    pending, active = list(runs), []
+    """Run ``quality.py train`` for each (name, seed, steps), ``--jobs`` at a time; stop at the first failure.
+    A run that already kept its samples at its last step is not run again (a screen goes on from where
+    it stopped, and a candidate added later trains alone)."""
+    done = [r for r in runs if finished(args, *r)]
+    for name, seed, steps in done:
+        print(f"already trained: {name} seed {seed}, {steps} steps", flush=True)
+    pending, active = [r for r in runs if r not in done], []
     os.makedirs(args.out, exist_ok=True)
     while pending or active:
         while pending and len(active) < args.jobs:
@@ -197,11 +208,23 @@ def pick_finalists(args, rows):
     return sorted(fine or ema, key=lambda n: ema[n]["speckle"])[:args.n_finalists]
 
 
+def known_plan(args):
+    """What an earlier screen in --out decided: {"costs": {name: ratio}, "steps": {name: steps}}."""
+    saved = os.path.join(args.out, "screen_plan.json")
+    return json.load(open(saved)) if os.path.exists(saved) else {"costs": {}, "steps": {}}
+
+
 def screen(args):
-    """Stage 1: every candidate, one seed, the baseline's wall time; the table and the pictures."""
-    costs = step_costs(args, args.candidates)
-    plan = {n: steps_for(costs[n], args.steps) for n in args.candidates}
-    with open(os.path.join(args.out, "screen_plan.json"), "w") as f:
+    """Stage 1: every candidate, one seed, the baseline's wall time; the table and the pictures.
+
+    Costs and steps an earlier screen in --out decided are kept (``screen_plan.json``): only
+    candidates new to it are timed, against the baseline, and the plan grows by them."""
+    from tinygan.io import atomic_write              # here: tinygan loads numpy, after main sets the threads
+    known = known_plan(args)
+    new = [n for n in args.candidates if n not in known["costs"]]
+    costs = {**(step_costs(args, ["baseline"] + [n for n in new if n != "baseline"]) if new else {}), **known["costs"]}
+    plan = {**known["steps"], **{n: steps_for(costs[n], args.steps) for n in new}}
+    with atomic_write(os.path.join(args.out, "screen_plan.json"), "w") as f:
         json.dump({"costs": costs, "steps": plan}, f, indent=1)
     train_all(args, [(n, args.seed, plan[n]) for n in args.candidates])
     scores = score(args)
@@ -225,8 +248,7 @@ def finalists(args, rows=None):
     if len(names) > 1:
         CANDIDATES[combined] = [x for n in names for x in CANDIDATES[n]]
     chosen = ["baseline", *names, *([combined] if len(names) > 1 else [])]
-    saved = os.path.join(args.out, "screen_plan.json")
-    known = json.load(open(saved)) if os.path.exists(saved) else {"costs": {}, "steps": {}}
+    known = known_plan(args)
     costs = {**step_costs(args, ["baseline"] + [n for n in chosen if n not in known["costs"]]), **known["costs"]}
     plan = {n: known["steps"].get(n, steps_for(costs[n], args.steps)) for n in chosen}
     train_all(args, [(n, seed, plan[n]) for seed in args.seeds for n in chosen])

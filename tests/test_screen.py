@@ -1,7 +1,9 @@
 """benchmarks/screen.py on a tiny run: every stage, the tables and the pictures, in a few dozen steps."""
 import json
 import os
+import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -34,6 +36,49 @@ def test_finalists_by_the_numbers_are_the_least_speckled_of_those_no_worse(capsy
     rows = [row("baseline", 100, 15, 20), row("hinge", 300, 15, 5), row("topk", 100, 20, 1)]
     assert screen.pick_finalists(args, rows) == ["topk", "hinge"]
     assert "no candidate within" in capsys.readouterr().out
+
+
+def test_a_screen_goes_on_in_the_same_folder_timing_and_training_only_what_is_new(tmp_path, monkeypatch, capsys):
+    """A candidate added to a finished screen: only it is timed (against the baseline) and trained;
+    the earlier costs and steps stay in screen_plan.json, and every candidate is in the table."""
+    out = tmp_path / "screen"
+    out.mkdir()
+    (out / "screen_plan.json").write_text(json.dumps({"costs": {"baseline": 1.0, "flip": 0.95},
+                                                      "steps": {"baseline": 40, "flip": 40}}))
+    for name in ("baseline", "flip"):
+        folder = out / f"tinygan_{screen.variant(name, 8)}_s0"
+        folder.mkdir()
+        (folder / "step_000040.npz").write_bytes(b"")
+    timed, started = [], []
+
+    def costs(args, names):
+        timed.append(list(names))
+        return {"baseline": 1.0, "bcr10": 1.5}
+
+    class Job:                                                   # stands in for a quality.py train process
+        returncode = 0
+
+        def __init__(self, cmd, stdout, stderr):
+            started.append(cmd)
+
+        def poll(self):
+            return 0
+    monkeypatch.setattr(screen, "step_costs", costs)
+    monkeypatch.setattr(screen, "subprocess", types.SimpleNamespace(Popen=Job, STDOUT=subprocess.STDOUT))
+    monkeypatch.setattr(screen, "score", lambda args: {})
+    monkeypatch.setattr(screen, "pictures", lambda *a: None)
+    args = screen.parse_args(["--out", str(out), "--steps", "40", "--holdout", "8",
+                              "--candidates", "flip", "bcr10"])
+    screen.screen(args)
+    assert timed == [["baseline", "bcr10"]]
+    plan = json.load(open(out / "screen_plan.json"))
+    assert plan == {"costs": {"baseline": 1.0, "flip": 0.95, "bcr10": 1.5},
+                    "steps": {"baseline": 40, "flip": 40, "bcr10": 27}}
+    (cmd,) = started
+    assert "bcr=10" in cmd and cmd[cmd.index("--steps") + 1:cmd.index("--steps") + 3] == ["13", "27"]
+    printed = capsys.readouterr().out
+    assert "already trained: baseline seed 0, 40 steps" in printed and "already trained: flip" in printed
+    assert "### Screen: one seed (0)" in (out / "screen.md").read_text()
 
 
 @pytest.mark.slow
