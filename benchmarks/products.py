@@ -9,9 +9,10 @@ How it measures:
   * one tinygan training step (the paper's recipe, numpy backend, its default fast mode) runs
     with the three functions of ``tinygan/nn/conv_fast.py`` that multiply matrices wrapped, so
     every product the step computes is written down: its operands' shapes and orientation;
-  * each product is then timed alone (median of --repeats, after one untimed run) on fresh
-    operands of the same shapes and memory order, as the step computes it and in the other
-    orientation (Cᵀ = Bᵀ·Aᵀ: the same numbers, BLAS asked the other way round);
+  * each distinct product is then timed alone (median of --repeats, after one untimed run) on
+    fresh operands of the same shapes and memory order, as the step computes it and in the other
+    orientation (Cᵀ = Bᵀ·Aᵀ: the same numbers, BLAS asked the other way round); a product the
+    step computes several times counts that many times;
   * the step itself and PyTorch's twin (benchmarks/torch_dcgan.py) are timed interleaved, as
     ``train_step.py`` does.
 
@@ -103,7 +104,8 @@ def record(step):
 
 
 def time_products(products, repeats):
-    """[(as computed, other orientation)] seconds: the median of ``repeats`` after one untimed run."""
+    """[(as computed, other orientation)] seconds per product: the median of ``repeats`` after one
+    untimed run, each distinct product (shapes and order) timed once, the two ways interleaved."""
     import numpy as np
     rng = np.random.default_rng(0)
 
@@ -116,11 +118,13 @@ def time_products(products, repeats):
             times.append(time.perf_counter() - t)
         return statistics.median(times)
 
-    out = []
+    timed = {}
     for prod in products:
-        A, B = prod.operands(np, rng)
-        out.append((median_time(lambda: A @ B), median_time(lambda: (B.T @ A.T).T)))
-    return out
+        key = (prod.m, prod.k, prod.n, prod.a_t, prod.b_t)
+        if key not in timed:
+            A, B = prod.operands(np, rng)
+            timed[key] = (median_time(lambda: A @ B), median_time(lambda: (B.T @ A.T).T))
+    return [timed[(p.m, p.k, p.n, p.a_t, p.b_t)] for p in products]
 
 
 def main(argv=None):
