@@ -163,12 +163,16 @@ def main(argv=None):
     alone = sum(t for t, _ in times)
     best = sum(min(t) for t in times)
     print(f"DCGAN {args.image_size}x{args.image_size}, features {args.features}, batch {args.batch_size}, "
-          f"{args.threads} thread(s): the {len(products)} products of one training step, each timed alone "
-          f"(median of {args.repeats})\n")
-    print("| # | where | A · B | ms as computed | GFLOP/s | ms other way | GFLOP/s |")
-    print("|---:|---|---|---:|---:|---:|---:|")
-    for i, (prod, (t, t_other)) in enumerate(zip(products, times)):
-        print(f"| {i} | {prod.where} | {prod.label()} | {1e3 * t:.2f} | {prod.flops / t / 1e9:.0f} "
+          f"{args.threads} thread(s): the {len(products)} products of one training step, each distinct one "
+          f"timed alone (median of {args.repeats})\n")
+    print("| where | A · B | times per step | ms as computed | GFLOP/s | ms other way round | GFLOP/s |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    rows = {}
+    for prod, t in zip(products, times):
+        key = (prod.where, prod.label())
+        rows[key] = (prod, t, rows.get(key, (None, None, 0))[2] + 1)
+    for (where, label), (prod, (t, t_other), count) in rows.items():
+        print(f"| {where} | {label} | {count} | {1e3 * t:.2f} | {prod.flops / t / 1e9:.0f} "
               f"| {1e3 * t_other:.2f} | {prod.flops / t_other / 1e9:.0f} |")
     print(f"\nproducts alone: {1e3 * alone:.0f} ms ({flops / alone / 1e9:.0f} GFLOP/s); each the better way "
           f"round: {1e3 * best:.0f} ms")

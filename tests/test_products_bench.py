@@ -37,7 +37,7 @@ def test_the_products_recorded_are_the_steps_and_compute_what_it_does():
 def test_the_table_and_a_missed_product_is_refused(capsys, monkeypatch):
     assert products.main(TINY) == 0
     out = capsys.readouterr().out
-    assert "| # | where | A · B |" in out and "products alone:" in out and "yardstick:" in out
+    assert "| where | A · B | times per step |" in out and "products alone:" in out and "yardstick:" in out
     monkeypatch.setattr(bench, "step_flops", lambda *a: 1)
     with pytest.raises(SystemExit, match="conv_fast computes a product this script does not wrap"):
         products.main(TINY)
