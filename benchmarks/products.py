@@ -10,9 +10,9 @@ How it measures:
     with the three functions of ``tinygan/nn/conv_fast.py`` that multiply matrices wrapped, so
     every product the step computes is written down: its operands' shapes and orientation;
   * each distinct product is then timed alone (median of --repeats, after one untimed run) on
-    fresh operands of the same shapes and memory order, as the step computes it and in the other
-    orientation (Cᵀ = Bᵀ·Aᵀ: the same numbers, BLAS asked the other way round); a product the
-    step computes several times counts that many times;
+    fresh operands of the same shapes and memory order (and into a buffer where the step writes
+    into one), as the step computes it and the other way round (Cᵀ = Bᵀ·Aᵀ: the same numbers, BLAS
+    asked the other way round); a product the step computes several times counts that many times;
   * the step itself and PyTorch's twin (benchmarks/torch_dcgan.py) are timed interleaved, as
     ``train_step.py`` does.
 
@@ -49,10 +49,21 @@ def parse_args(argv=None):
 
 class Product:
     """One product C = A·B of the step: A (m, k), B (k, n), each C-ordered or a transposed view
-    (``a_t``/``b_t``: the operand is the transpose of a C-ordered array), and where it came from."""
+    (``a_t``/``b_t``: the operand is the transpose of a C-ordered array), where it came from, and
+    whether the step writes C into a buffer it has (``out``) or a new array."""
 
-    def __init__(self, where, m, k, n, a_t=False, b_t=False):
-        self.where, self.m, self.k, self.n, self.a_t, self.b_t = where, m, k, n, a_t, b_t
+    def __init__(self, where, m, k, n, a_t=False, b_t=False, out=False):
+        self.where, self.m, self.k, self.n, self.a_t, self.b_t, self.out = where, m, k, n, a_t, b_t, out
+
+    @classmethod
+    def of(cls, where, A, B, out=False):
+        """The product A·B as the step computes it, orientation read off the operands themselves."""
+        transposed = lambda a: not a.flags.c_contiguous and a.flags.f_contiguous     # noqa: E731
+        return cls(where, A.shape[0], A.shape[1], B.shape[1], transposed(A), transposed(B), out)
+
+    @property
+    def key(self):
+        return self.m, self.k, self.n, self.a_t, self.b_t, self.out
 
     @property
     def flops(self):
@@ -66,8 +77,10 @@ class Product:
         return make(self.m, self.k, self.a_t), make(self.k, self.n, self.b_t)
 
     def label(self):
-        t = lambda flag: "ᵀ" if flag else ""                           # noqa: E731
-        return f"({self.m}×{self.k}){t(self.a_t)} · ({self.k}×{self.n}){t(self.b_t)}"
+        """A · B as stored: ``(k×m)ᵀ`` for an A kept as the transpose of a k×m array."""
+        a = f"({self.k}×{self.m})ᵀ" if self.a_t else f"({self.m}×{self.k})"
+        b = f"({self.n}×{self.k})ᵀ" if self.b_t else f"({self.k}×{self.n})"
+        return f"{a} · {b}"
 
 
 def record(step):
@@ -78,20 +91,20 @@ def record(step):
 
     def convolve(x, W2, k, s, p, workspace):
         Y, cols = originals[0](x, W2, k, s, p, workspace)               # Y = W2 · colsᵀ
-        seen.append(Product("convolve", W2.shape[0], W2.shape[1], cols.shape[1]))
+        seen.append(Product.of("convolve", W2, cols))
         return Y, cols
 
     def convolve_transpose(X, W2, k, s, p, out_size, workspace):
-        C, H, W, N = X.shape                                            # cols = W2ᵀ · X
-        seen.append(Product("convolve_transpose", W2.shape[1], C, H * W * N, a_t=True))
+        C, H, W, N = X.shape                                            # cols = W2ᵀ · X, into the workspace
+        seen.append(Product.of("convolve_transpose", W2.T, X.reshape(C, H * W * N), out=True))
         return originals[1](X, W2, k, s, p, out_size, workspace)
 
     def add_matmul_nt(grad, a, b):
-        m, n, P = a.shape[0], b.shape[0], a.shape[1]
+        m, n = a.shape[0], b.shape[0]
         if conv_fast._reversed_order_pays(m, n):                        # (b · aᵀ)ᵀ
-            seen.append(Product("weight gradient", n, P, m, b_t=True))
+            seen.append(Product.of("weight gradient", b, a.T))
         else:                                                           # a · bᵀ
-            seen.append(Product("weight gradient", m, P, n, b_t=True))
+            seen.append(Product.of("weight gradient", a, b.T))
         return originals[2](grad, a, b)
 
     conv_fast.convolve, conv_fast.convolve_transpose, conv_fast.add_matmul_nt = \
@@ -104,8 +117,9 @@ def record(step):
 
 
 def time_products(products, repeats):
-    """[(as computed, other orientation)] seconds per product: the median of ``repeats`` after one
-    untimed run, each distinct product (shapes and order) timed once, the two ways interleaved."""
+    """[(as computed, the other way round)] seconds per product: the median of ``repeats`` after one
+    untimed run, each distinct product (shapes, order, output) timed once, one way then the other;
+    a product the step writes into a buffer of its own is timed writing into one too."""
     import numpy as np
     rng = np.random.default_rng(0)
 
@@ -120,11 +134,15 @@ def time_products(products, repeats):
 
     timed = {}
     for prod in products:
-        key = (prod.m, prod.k, prod.n, prod.a_t, prod.b_t)
-        if key not in timed:
+        if prod.key not in timed:
             A, B = prod.operands(np, rng)
-            timed[key] = (median_time(lambda: A @ B), median_time(lambda: (B.T @ A.T).T))
-    return [timed[(p.m, p.k, p.n, p.a_t, p.b_t)] for p in products]
+            if prod.out:
+                C, Ct = np.empty((prod.m, prod.n), np.float32), np.empty((prod.n, prod.m), np.float32)
+                timed[prod.key] = (median_time(lambda: np.matmul(A, B, out=C)),
+                                   median_time(lambda: np.matmul(B.T, A.T, out=Ct)))
+            else:
+                timed[prod.key] = (median_time(lambda: A @ B), median_time(lambda: (B.T @ A.T).T))
+    return [timed[p.key] for p in products]
 
 
 def main(argv=None):

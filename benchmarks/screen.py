@@ -56,7 +56,8 @@ CANDIDATES = {
     "hinge": ["loss=hinge"],
     "sn_hinge": ["d_spectral_norm=true", "loss=hinge"],      # the DiffAugment paper's small-model baseline
     "ema_ramp": ["ema_rampup=0.05"],                         # ADA's ramp of the average's half-life
-    "bcr10": ["bcr=10"],                                     # bCR (Zhao et al. 2020): λ_real = λ_fake = 10
+    "bcr5": ["bcr=5"],                                       # bCR (Zhao et al. 2020) as their λ_real = λ_fake = 10:
+                                                             # D's loss here is ½(ℓ_real + ℓ_fake), theirs the sum
 }
 COST_TOLERANCE = 0.03        # a step up to 3% dearer than the baseline's keeps the baseline's steps
 QUALITY_SLACK = 1.10         # an automatic finalist's EMA KID and SWD may be up to 10% worse than the baseline's
@@ -209,9 +210,26 @@ def pick_finalists(args, rows):
 
 
 def known_plan(args):
-    """What an earlier screen in --out decided: {"costs": {name: ratio}, "steps": {name: steps}}."""
+    """What an earlier screen in --out decided: {"costs": {name: ratio}, "steps": {name: steps},
+    "settings": {"steps": …, "holdout": …}}; an exit with one line where it was planned with other
+    --steps or --holdout (its runs would not be comparable with new ones)."""
     saved = os.path.join(args.out, "screen_plan.json")
-    return json.load(open(saved)) if os.path.exists(saved) else {"costs": {}, "steps": {}}
+    settings = {"steps": args.steps, "holdout": args.holdout}
+    if not os.path.exists(saved):
+        return {"costs": {}, "steps": {}, "settings": settings}
+    plan = json.load(open(saved))
+    old = plan.setdefault("settings", settings)           # a plan from before settings were kept: as now
+    for key, value in settings.items():
+        if old.get(key) != value:
+            raise SystemExit(f"screen.py: {saved} was planned with --{key} {old.get(key)}, not {value}: "
+                             f"pass --{key} {old.get(key)} to go on with it, or another --out")
+    return plan
+
+
+def save_plan(args, plan):
+    from tinygan.io import atomic_write              # here: tinygan loads numpy, after main sets the threads
+    with atomic_write(os.path.join(args.out, "screen_plan.json"), "w") as f:
+        json.dump(plan, f, indent=1)
 
 
 def screen(args):
@@ -219,13 +237,11 @@ def screen(args):
 
     Costs and steps an earlier screen in --out decided are kept (``screen_plan.json``): only
     candidates new to it are timed, against the baseline, and the plan grows by them."""
-    from tinygan.io import atomic_write              # here: tinygan loads numpy, after main sets the threads
     known = known_plan(args)
     new = [n for n in args.candidates if n not in known["costs"]]
     costs = {**(step_costs(args, ["baseline"] + [n for n in new if n != "baseline"]) if new else {}), **known["costs"]}
     plan = {**known["steps"], **{n: steps_for(costs[n], args.steps) for n in new}}
-    with atomic_write(os.path.join(args.out, "screen_plan.json"), "w") as f:
-        json.dump({"costs": costs, "steps": plan}, f, indent=1)
+    save_plan(args, {"costs": costs, "steps": plan, "settings": known["settings"]})
     train_all(args, [(n, args.seed, plan[n]) for n in args.candidates])
     scores = score(args)
     rows = [(n, plan[n], costs[n], {s: [r for r in scores.get((variant(n, args.holdout), plan[n], s), [])
@@ -242,7 +258,8 @@ def finalists(args, rows=None):
     """Stage 2: the baseline, the finalists and their combination on --seeds; the table and the pictures.
 
     Steps: the screen's plan (``screen_plan.json``) for the runs it already has, so seed ``--seed``
-    goes on from them; the combination's step is timed now against the baseline's."""
+    goes on from them; the combination's step is timed now against the baseline's, once: its cost
+    and steps join the plan, so a rerun trains (or skips) the same runs."""
     names = args.finalists or pick_finalists(args, rows)
     combined = "+".join(names)
     if len(names) > 1:
@@ -251,6 +268,7 @@ def finalists(args, rows=None):
     known = known_plan(args)
     costs = {**step_costs(args, ["baseline"] + [n for n in chosen if n not in known["costs"]]), **known["costs"]}
     plan = {n: known["steps"].get(n, steps_for(costs[n], args.steps)) for n in chosen}
+    save_plan(args, {"costs": costs, "steps": {**known["steps"], **plan}, "settings": known["settings"]})
     train_all(args, [(n, seed, plan[n]) for seed in args.seeds for n in chosen])
     scores = score(args)
     table = [(n, plan[n], costs[n], {s: [r for r in scores.get((variant(n, args.holdout), plan[n], s), [])

@@ -421,13 +421,19 @@ def main(argv=None, environ=None, run=subprocess.run):
         print(json.dumps(result, indent=1) if args.json else format_table(result))
         return 0
     rc, out, err = run_unset(argv, environ, run)        # the second table: both variables unset
+    if err.strip():
+        print(err.rstrip(), file=sys.stderr)             # the child's own notes (no torch, …)
+    if not rc and args.json:
+        try:
+            result["openblas_unset"] = json.loads(out)
+        except ValueError:
+            rc, err = 1, f"its output is not one JSON object: {out.strip()[:200]!r}"
     if rc:
         print(format_table(result) if not args.json else json.dumps(result, indent=1))
         print(f"train_step.py: the run with {' and '.join(OPENBLAS_VARIABLES)} unset failed (exit {rc}): "
               f"{err.strip().splitlines()[-1] if err.strip() else 'no message'}", file=sys.stderr)
         return rc
     if args.json:
-        result["openblas_unset"] = json.loads(out)
         print(json.dumps(result, indent=1))
     else:
         print(f"## With the OpenBLAS variables as set\n\n{format_table(result)}\n\n"

@@ -146,7 +146,8 @@ def train_parser():
                    help="LeCam regularisation of D's outputs with this weight (Tseng et al. 2021)")
     c.add_argument("--bcr", type=positive_float, metavar="WEIGHT",
                    help="balanced consistency regularisation: D scores two augmentations of each real and fake "
-                        "image alike, with this weight (Zhao et al. 2020: 10; two more D passes per half)")
+                        "image alike, with this weight (Zhao et al. 2020's lambda 10 is 5 here, where D's loss is the mean of "
+                        "its two halves; two more D forwards and a backward per half)")
     c.add_argument("--topk-gamma", type=probability, metavar="G", help="G learns only from the k fakes D scores "
                    "highest, k = batch x G^epoch down to half the batch (Sinha et al. 2020: 0.99)")
     c.add_argument("--loss", choices=["bce", "hinge"], help="D's loss: bce (the paper's, default) or hinge (SN-GAN's; "

@@ -133,3 +133,7 @@ def test_train_step_json_carries_the_unset_run_and_a_failed_child_says_so(capsys
     captured = capsys.readouterr()
     assert "OPENBLAS_CORETYPE=Zen" in captured.out
     assert "unset failed (exit 3): MemoryError: out of memory" in captured.err
+    garbled = _Child(stdout="a warning\n{}", stderr="(torch is not installed: timing tinygan alone)\n")
+    assert bench.main([*TINY, "--json"], environ={"OPENBLAS_CORETYPE": "Zen"}, run=garbled) == 1
+    captured = capsys.readouterr()
+    assert "(torch is not installed" in captured.err and "its output is not one JSON object" in captured.err

@@ -365,9 +365,31 @@ def test_ds_half_with_bcr_passes_finite_differences_through_both_branches(loss):
     assert report.ok, str(report)
 
 
+def test_bcr_replays_d_on_the_second_draw_with_the_spectral_norms_vectors_it_first_had():
+    """With a spectral norm in D each forward moves its power iteration on: b's second forward must
+    compute the b that dC/da was made from, and leave u, v where a plain b-then-a pair would."""
+    G, D = build("sprites", latent_dim=8, features=4, image_size=16, seed=1, d_spectral_norm=True)
+    D = D.double()
+    rng = np.random.default_rng(10)
+    xa, xb = rng.uniform(-1, 1, (6, 3, 16, 16)), rng.uniform(-1, 1, (6, 3, 16, 16))
+    twin = copy.deepcopy(D)
+    twin(xb), twin(xa)                                      # where the vectors should end
+    outputs, forward = [], D.forward
+    D.forward = lambda x: outputs.append(forward(x)) or outputs[-1]
+    draws = iter([xa, xb])
+    _d_half(D, BCEWithLogitsLoss(), lambda u: next(draws), None, np.ones(6), None, Consistency(5.0))
+    assert len(outputs) == 3                                # b, a, b again
+    np.testing.assert_array_equal(to_numpy(outputs[0]), to_numpy(outputs[2]))
+    norms = [m for m in D.modules() if hasattr(m, "weight_u")]
+    assert norms
+    for m, t in zip(norms, [m for m in twin.modules() if hasattr(m, "weight_u")]):
+        np.testing.assert_array_equal(m.weight_u, t.weight_u)
+        np.testing.assert_array_equal(m.weight_v, t.weight_v)
+
+
 def test_bcr_needs_an_augmentation(sprites, tmp_path):
     from tinygan.train import Config, Run
-    with pytest.raises(ValueError, match="bcr: consistency under augmentation needs an augmentation"):
+    with pytest.raises(ValueError, match="bcr: consistency under augmentation needs D.s inputs augmented"):
         Run(Config(data=str(sprites), out=str(tmp_path / "a"), recipe="paper", image_size=16, features=4,
                    batch_size=4, progress=False, bcr=10.0).resolved())
 

@@ -53,7 +53,7 @@ def test_a_screen_goes_on_in_the_same_folder_timing_and_training_only_what_is_ne
 
     def costs(args, names):
         timed.append(list(names))
-        return {"baseline": 1.0, "bcr10": 1.5}
+        return {"baseline": 1.0, "bcr5": 1.5}
 
     class Job:                                                   # stands in for a quality.py train process
         returncode = 0
@@ -68,17 +68,26 @@ def test_a_screen_goes_on_in_the_same_folder_timing_and_training_only_what_is_ne
     monkeypatch.setattr(screen, "score", lambda args: {})
     monkeypatch.setattr(screen, "pictures", lambda *a: None)
     args = screen.parse_args(["--out", str(out), "--steps", "40", "--holdout", "8",
-                              "--candidates", "flip", "bcr10"])
+                              "--candidates", "flip", "bcr5"])
     screen.screen(args)
-    assert timed == [["baseline", "bcr10"]]
+    assert timed == [["baseline", "bcr5"]]
     plan = json.load(open(out / "screen_plan.json"))
-    assert plan == {"costs": {"baseline": 1.0, "flip": 0.95, "bcr10": 1.5},
-                    "steps": {"baseline": 40, "flip": 40, "bcr10": 27}}
+    assert plan == {"costs": {"baseline": 1.0, "flip": 0.95, "bcr5": 1.5},
+                    "steps": {"baseline": 40, "flip": 40, "bcr5": 27}, "settings": {"steps": 40, "holdout": 8}}
     (cmd,) = started
-    assert "bcr=10" in cmd and cmd[cmd.index("--steps") + 1:cmd.index("--steps") + 3] == ["13", "27"]
+    assert "bcr=5" in cmd and cmd[cmd.index("--steps") + 1:cmd.index("--steps") + 3] == ["13", "27"]
     printed = capsys.readouterr().out
     assert "already trained: baseline seed 0, 40 steps" in printed and "already trained: flip" in printed
     assert "### Screen: one seed (0)" in (out / "screen.md").read_text()
+    with pytest.raises(SystemExit, match="planned with --steps 40, not 20160: pass --steps 40 to go on"):
+        screen.screen(screen.parse_args(["--out", str(out), "--holdout", "8"]))
+    costs = lambda args, names: {"baseline": 1.0, "flip+bcr5": 1.6}       # noqa: E731
+    monkeypatch.setattr(screen, "step_costs", costs)
+    args = screen.parse_args(["--out", str(out), "--steps", "40", "--holdout", "8", "--stage", "finalists",
+                              "--finalists", "flip", "bcr5", "--seeds", "0"])
+    screen.finalists(args)                                   # the combination's cost and steps join the plan
+    plan = json.load(open(out / "screen_plan.json"))
+    assert plan["costs"]["flip+bcr5"] == 1.6 and plan["steps"]["flip+bcr5"] == 25 and plan["steps"]["flip"] == 40
 
 
 @pytest.mark.slow

@@ -258,7 +258,8 @@ def candidates(augment, rng, flip=False, ada_target=0.0, ada_kimg=100.0, lecam=0
         options["lecam"] = LeCam(lecam)
     if bcr:
         if augment is None:
-            raise ValueError("bcr: consistency under augmentation needs an augmentation (--recipe sprites)")
+            raise ValueError("bcr: consistency under augmentation needs D's inputs augmented: a recipe with "
+                             "DiffAugment (--recipe sprites)")
         options["bcr"] = Consistency(bcr)
     return options
 
@@ -395,10 +396,14 @@ def _d_half(D, loss_fn, seen, images, target, term, bcr, ada=None):
 
     bCR needs D's outputs on a second draw of the augmentation, b = D(T₂u), beside a = D(T₁u):
     b's values first, then a forward and back (the loss, R and dC/da), then b forward again for
-    its own backward, −dC/da (D keeps one forward cache: three forwards, two backwards)."""
+    its own backward, −dC/da (D keeps one forward cache: three forwards, two backwards). A
+    spectral norm's power iteration moves on at every forward: b's second forward starts from
+    the vectors its first did, so it computes the same b, and the vectors are then put back
+    where a's forward left them."""
     shown = seen(images)
     if bcr is not None:
         other = seen(images)                                      # T₂: a second, independent draw
+        before = _power_vectors(D)
         logits_other = D(other)
     logits = D(shown)
     if ada is not None:
@@ -408,6 +413,20 @@ def _d_half(D, loss_fn, seen, images, target, term, bcr, ada=None):
     cr, d_cr = bcr(logits, logits_other) if bcr is not None else (0.0, 0.0)
     D.backward(loss_fn.backward(0.5) + d_reg + d_cr, input_grad=False)
     if bcr is not None:
+        after = _power_vectors(D)
+        _set_power_vectors(before)
         D(other)
+        _set_power_vectors(after)
         D.backward(-d_cr, input_grad=False)
     return logits, loss, reg, cr
+
+
+def _power_vectors(model):
+    """Copies of each SpectralNorm's power-iteration vectors u, v in ``model`` ([] without one)."""
+    return [(m, m.weight_u.copy(), m.weight_v.copy()) for m in model.modules() if isinstance(m, SpectralNorm)]
+
+
+def _set_power_vectors(saved):
+    for m, u, v in saved:
+        m.weight_u[...] = u
+        m.weight_v[...] = v

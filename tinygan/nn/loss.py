@@ -280,11 +280,14 @@ class Consistency(Module):
         C = λ·mean((D(T₁u) − D(T₂u))²),   added to D's loss once for the reals and once for the fakes
 
     T₁u is the augmented image D's loss already sees, T₂u a second, independent draw of the same
-    augmentation (the paper's λ_real = λ_fake = 10). With a = D(T₁u), b = D(T₂u), N logits:
+    augmentation. The paper adds λ·C to D's loss ℓ_real + ℓ_fake with λ_real = λ_fake = 10; tinygan's
+    D loss is the mean of the two, ½(ℓ_real + ℓ_fake), so the paper's weighting is λ = 5 here.
+    With a = D(T₁u), b = D(T₂u), N logits:
         dC/da_i = 2λ·(a_i − b_i)/N,   dC/db_i = −dC/da_i
     Both branches carry a gradient into D's weights, so D runs T₂u forward and back as well:
     ``__call__(a, b)`` returns C and dC/da; the caller sends −dC/da back through D(T₂u).
-    No state: nothing to keep in a checkpoint.
+    No state: nothing to keep in a checkpoint. Where the augmentation does nothing (DiffAugment
+    with p = 0, as ADA starts) T₁u = T₂u and C is 0: the term acts only as far as D's inputs vary.
     """
 
     def __init__(self, weight):
