@@ -21,6 +21,7 @@ memorisation check against the training and the held-out sprites) and this scrip
     statistics (EMA-bn), ready to paste into benchmarks/QUALITY.md;
   * ``screen_<candidate>.png``: real sprites | the baseline's EMA | the candidate's EMA | its
     EMA-bn, the same fixed noise — decide on these first, as QUALITY.md does;
+  * ``screen_all.png``: every candidate's EMA (16 samples, the same noise) on one labelled sheet;
   * ``finalists_s<seed>.png``: real | baseline | each finalist | the combination, per seed.
 
 Finalists: named with ``--finalists`` (after looking at the screen's pictures), or else the
@@ -196,6 +197,34 @@ def pictures(args, panels, path):
     quality.picture(quality.parse_args(["picture", *specs, "--save", path, "--data", args.data, "--out", args.out]))
 
 
+def overview(args, panels, path, per_panel=16, columns=4):
+    """One labelled sheet: the real sprites and each (label, name, seed, steps, sampler) panel's first
+    ``per_panel`` samples as a small grid, ``columns`` panels to a row, saved at 2× — every candidate
+    on one page, to look at before any number."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from tinygan.images import make_grid, save_png
+    side = int(round(per_panel ** 0.5))
+    real = quality.real_sets(args.data)[1]
+    grids = [("real sprites", make_grid(np.resize(real, (per_panel,) + real.shape[1:]), side))]
+    for label, name, seed, steps, sampler in panels:
+        spec = f"tinygan_{variant(name, args.holdout)}_s{seed}:{steps}:{sampler}"
+        grids.append((label, make_grid(quality.kept_samples(args.out, spec)[:per_panel], side)))
+    h, w = grids[0][1].shape[:2]
+    caption = 12
+    rows = -(-len(grids) // columns)
+    sheet = Image.new("RGB", (columns * (w + 8), rows * (h + caption + 8)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (label, grid) in enumerate(grids):
+        r, c = divmod(i, columns)
+        x, y = c * (w + 8), r * (h + caption + 8)
+        draw.text((x + 2, y), label, fill=(0, 0, 0))
+        sheet.paste(Image.fromarray(grid), (x, y + caption))
+    save_png(np.asarray(sheet), path, 2)
+    return path
+
+
 def pick_finalists(args, rows):
     """The --n-finalists candidates of lowest EMA speckle whose EMA KID and SWD are within QUALITY_SLACK of
     the baseline's; if none is, the lowest speckle whatever their KID and SWD (and a line says so)."""
@@ -251,6 +280,8 @@ def screen(args):
     for n in args.candidates[1:]:
         pictures(args, [("baseline", args.seed, plan["baseline"], "ema"), (n, args.seed, plan[n], "ema"),
                         (n, args.seed, plan[n], "ema_bn")], os.path.join(args.out, f"screen_{n}.png"))
+    overview(args, [(f"{n}, {plan[n]} steps", n, args.seed, plan[n], "ema") for n in args.candidates],
+             os.path.join(args.out, "screen_all.png"))
     return rows
 
 

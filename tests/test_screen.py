@@ -67,6 +67,7 @@ def test_a_screen_goes_on_in_the_same_folder_timing_and_training_only_what_is_ne
     monkeypatch.setattr(screen, "subprocess", types.SimpleNamespace(Popen=Job, STDOUT=subprocess.STDOUT))
     monkeypatch.setattr(screen, "score", lambda args: {})
     monkeypatch.setattr(screen, "pictures", lambda *a: None)
+    monkeypatch.setattr(screen, "overview", lambda *a: None)
     args = screen.parse_args(["--out", str(out), "--steps", "40", "--holdout", "8",
                               "--candidates", "flip", "bcr5"])
     screen.screen(args)
@@ -88,6 +89,33 @@ def test_a_screen_goes_on_in_the_same_folder_timing_and_training_only_what_is_ne
     screen.finalists(args)                                   # the combination's cost and steps join the plan
     plan = json.load(open(out / "screen_plan.json"))
     assert plan["costs"]["flip+bcr5"] == 1.6 and plan["steps"]["flip+bcr5"] == 25 and plan["steps"]["flip"] == 40
+
+
+def test_the_overview_sheet_puts_every_candidate_beside_the_real_sprites(tmp_path, monkeypatch):
+    from PIL import Image
+    out = tmp_path / "screen"
+    rng = np.random.default_rng(0)
+    colours = {"baseline": 40, "flip": 200}
+    for name, value in colours.items():
+        folder = out / f"tinygan_{screen.variant(name, 8)}_s0"
+        folder.mkdir(parents=True)
+        np.savez(folder / "step_000040.npz", fake_ema=np.full((20, 32, 32, 3), value, np.uint8))
+    real = rng.uniform(-1, 1, (10, 3, 32, 32))
+    monkeypatch.setattr(screen.quality, "real_sets", lambda data: (real, real, real))
+    args = screen.parse_args(["--out", str(out), "--holdout", "8"])
+    path = screen.overview(args, [("baseline", "baseline", 0, 40, "ema"), ("flip", "flip", 0, 40, "ema")],
+                           str(tmp_path / "all.png"), columns=2)
+    sheet = np.asarray(Image.open(path))
+    grid = 4 * 34 + 2                                        # 4 × (32 + 2 padding) + 2, at 2×
+    assert sheet.shape == (2 * 2 * (grid + 12 + 8), 2 * 2 * (grid + 8), 3)
+    first = 2 * (12 + 2)                                     # a panel's first sample, below its caption, at 2×
+    left = 2 * (grid + 8) + 4                                # the second column
+    assert (sheet[first:first + 8, left:left + 8] == 40).all()                 # baseline beside the real sprites
+    below = 2 * (grid + 12 + 8) + first
+    assert (sheet[below:below + 8, 4:12] == 200).all()                         # flip on the second row
+    assert not (sheet[first:first + 8, 4:12] == 40).all()                      # the real sprites first
+    with pytest.raises(SystemExit, match="no tinygan_sprites\\+holdout=8_s0:80:ema"):
+        screen.overview(args, [("x", "baseline", 0, 80, "ema")], str(tmp_path / "x.png"))
 
 
 @pytest.mark.slow
