@@ -130,7 +130,7 @@ def test_the_whole_screen_on_a_tiny_run(tmp_path, monkeypatch):
                  "--candidates", "lecam0.1", "flip", "--finalists", "lecam0.1", "flip", "--seeds", "0", "1",
                  "--cost-repeats", "1", "--cost-steps", "1"])
     plan = json.load(open(out / "screen_plan.json"))
-    assert set(plan["steps"]) == {"baseline", "lecam0.1", "flip"}
+    assert set(plan["steps"]) == {"baseline", "lecam0.1", "flip", "lecam0.1+flip"}    # the combination joins it
     lines = [json.loads(x) for x in open(out / "runs.jsonl")]
     runs = {(x["recipe"], x["seed"]) for x in lines}
     combined = "sprites+lecam=0.1+flip=true+holdout=8"
@@ -143,7 +143,8 @@ def test_the_whole_screen_on_a_tiny_run(tmp_path, monkeypatch):
     assert "| EMA-bn |" in table and "speckle" in table
     finals = (out / "finalists.md").read_text()
     assert "| lecam0.1+flip | lecam=0.1 flip=true |" in finals and "(" in finals          # two seeds: a spread
-    for name in ("screen_lecam0.1.png", "screen_flip.png", "finalists_s0.png", "finalists_s1.png", "report.json"):
+    for name in ("screen_lecam0.1.png", "screen_flip.png", "screen_all.png", "finalists_s0.png", "finalists_s1.png",
+                 "report.json"):
         assert (out / name).exists(), name
     rows = json.load(open(out / "report.json"))["rows"]
     assert all("copies_train" in run for row in rows for run in row["runs"])
