@@ -62,7 +62,7 @@ CANDIDATES = {
 }
 COST_TOLERANCE = 0.03        # a step up to 3% dearer than the baseline's keeps the baseline's steps
 QUALITY_SLACK = 1.10         # an automatic finalist's EMA KID and SWD may be up to 10% worse than the baseline's
-SAMPLERS = ("G", "EMA", "EMA-bn")
+SAMPLERS = tuple(name for _, name in quality.SAMPLERS)     # G, EMA, EMA-bn: the report's names
 
 
 def parse_args(argv=None):
@@ -139,8 +139,8 @@ def train_all(args, runs):
         while pending and len(active) < args.jobs:
             name, seed, steps = pending.pop(0)
             keep = sorted({max(1, steps // 2), steps})
-            cmd = [sys.executable, os.path.join(HERE, "quality.py"), "train", "--recipe", "sprites", "--seed", str(seed),
-                   "--threads", "1", "--holdout", str(args.holdout), "--data", args.data, "--out", args.out,
+            cmd = [sys.executable, os.path.join(HERE, "quality.py"), "train", "--recipe", "sprites",
+                   "--seed", str(seed), "--threads", "1", "--holdout", str(args.holdout), "--data", args.data, "--out", args.out,
                    "--steps", *map(str, keep), *(["--set", *CANDIDATES[name]] if CANDIDATES[name] else [])]
             log = open(os.path.join(args.out, f"{name}_s{seed}.log"), "a")
             active.append((name, seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))

@@ -34,13 +34,7 @@ To write G and D as PyTorch state_dicts (netG.pth, and netD.pth beside it):
 
 
 def label(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1] (1: no smoothing), got {v}")
-    return v
+    return probability(text, " (1: no smoothing)")
 
 
 def positive_int(text):
@@ -63,13 +57,14 @@ def positive_float(text):
     return v
 
 
-def probability(text):
+def probability(text, note=""):
+    """A number in (0, 1]; ``note`` says what 1 means where that helps (``label``)."""
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
     if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
+        raise argparse.ArgumentTypeError(f"must be in (0, 1]{note}, got {v}")
     return v
 
 
@@ -146,8 +141,8 @@ def train_parser():
                    help="LeCam regularisation of D's outputs with this weight (Tseng et al. 2021)")
     c.add_argument("--bcr", type=positive_float, metavar="WEIGHT",
                    help="balanced consistency regularisation: D scores two augmentations of each real and fake "
-                        "image alike, with this weight (Zhao et al. 2020's lambda 10 is 5 here, where D's loss is the mean of "
-                        "its two halves; two more D forwards and a backward per half)")
+                        "image alike, with this weight (Zhao et al. 2020's lambda 10 is 5 here, where D's loss is "
+                        "the mean of its two halves; two more D forwards and a backward per half)")
     c.add_argument("--topk-gamma", type=probability, metavar="G", help="G learns only from the k fakes D scores "
                    "highest, k = batch x G^epoch down to half the batch (Sinha et al. 2020: 0.99)")
     c.add_argument("--loss", choices=["bce", "hinge"], help="D's loss: bce (the paper's, default) or hinge (SN-GAN's; "

@@ -107,7 +107,8 @@ class Config:
     topk_min: float = 0.5
     loss: str = "bce"                # 'bce' (the paper's) or 'hinge' (D's hinge, G's −D(G(z)))
     ema_rampup: float = 0.0          # > 0: the average's half-life ramps up as ADA's (0.05)
-    bcr: float = 0.0                 # weight of bCR's consistency of D under two augmentations (10); 0: none
+    bcr: float = 0.0                 # weight of bCR's consistency of D under two augmentations (5: the paper's
+                                     # 10, as D's loss here is the mean of its halves; nn.Consistency); 0: none
 
     def resolved(self):
         """A copy with every None default filled in from the backend and the recipe."""

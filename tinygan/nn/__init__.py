@@ -16,5 +16,5 @@ from .upsample import Upsample
 __all__ = ["Module", "Parameter", "Sequential", "sampling", "Conv2d", "ConvTranspose2d", "BatchNorm2d",
            "Upsample", "GlobalAvgPool2d", "DiffAugment", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "NTXentLoss", "sigmoid", "im2col", "col2im", "conv_out_size", "deconv_out_size",
-           "SpectralNorm", "MinibatchStd", "InstanceNoise", "RandomFlip", "HingeLoss", "GeneratorHingeLoss", "LeCam", "Consistency",
-           "TopK", "topk_schedule"]
+           "SpectralNorm", "MinibatchStd", "InstanceNoise", "RandomFlip", "HingeLoss", "GeneratorHingeLoss", "LeCam",
+           "Consistency", "TopK", "topk_schedule"]
