@@ -49,6 +49,8 @@ CANDIDATES = {
     "p0.5": ["augment_p=0.5"],                               # each DiffAugment map on half the images
     "p0.25": ["augment_p=0.25"],                             # lightweight-gan's probability
     "nocutout": ["augment_policy=color,translation"],        # cutout's holes are reported leaking into samples
+    "translation": ["augment_policy=translation"],           # no colour maps either (brightness, saturation,
+                                                             # contrast of every image): fewer colours per figure?
     "ada": ["ada_target=0.6"],                               # StyleGAN2-ADA's adaptive p
     "lecam0.01": ["lecam=0.01"],                             # LeCam's weight differs by orders of magnitude
     "lecam0.1": ["lecam=0.1"],                               # between their scripts: a sweep
@@ -57,6 +59,8 @@ CANDIDATES = {
     "hinge": ["loss=hinge"],
     "sn_hinge": ["d_spectral_norm=true", "loss=hinge"],      # the DiffAugment paper's small-model baseline
     "ema_ramp": ["ema_rampup=0.05"],                         # ADA's ramp of the average's half-life
+    "ema0.9995": ["ema=0.9995"],                             # twice the average's half-life (1,386 steps): the
+                                                             # average is less speckled than G (measured), is a longer one less?
     "bcr5": ["bcr=5"],                                       # bCR (Zhao et al. 2020) as their λ_real = λ_fake = 10:
                                                              # D's loss here is ½(ℓ_real + ℓ_fake), theirs the sum
 }
