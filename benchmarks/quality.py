@@ -393,22 +393,31 @@ def train(args):
         print(json.dumps(line), flush=True)
 
 
+def interleaved_times(runs, batches, repeats, steps):
+    """{name: [seconds per step, one per round]} of the Runs ``runs`` ({name: Run}) stepping on their
+    ``batches`` ({name: (real, z)}), ``steps`` steps each a round, after one warm-up step each. The
+    order turns by one every round, so that no recipe is always the one timed first (the first of a
+    round read 7–13% dearer than the same step timed later in it)."""
+    names = list(runs)
+    for n in names:
+        runs[n].step(*batches[n])                                  # warm-up
+    times = {n: [] for n in names}
+    for i in range(repeats):
+        for n in names[i % len(names):] + names[:i % len(names)]:
+            t = time.perf_counter()
+            for _ in range(steps):
+                runs[n].step(*batches[n])
+            times[n].append((time.perf_counter() - t) / steps)
+    return times
+
+
 def cost(args):
     """Median over interleaved samples of each recipe's seconds per step, and its ratio to the first's."""
     import statistics
 
     from tinygan.train import Run
-    runs = [Run(demo_config(args.data, recipe, 0, os.path.join(args.out, "cost"))) for recipe in args.recipes]
-    batches = [next(r.batches()) for r in runs]
-    for r, (real, z) in zip(runs, batches):
-        r.step(real, z)                                            # warm-up
-    times = {recipe: [] for recipe in args.recipes}
-    for _ in range(args.repeats):
-        for recipe, r, (real, z) in zip(args.recipes, runs, batches):
-            t = time.perf_counter()
-            for _ in range(args.steps):
-                r.step(real, z)
-            times[recipe].append((time.perf_counter() - t) / args.steps)
+    runs = {recipe: Run(demo_config(args.data, recipe, 0, os.path.join(args.out, "cost"))) for recipe in args.recipes}
+    times = interleaved_times(runs, {n: next(r.batches()) for n, r in runs.items()}, args.repeats, args.steps)
     print(threadctl.machine_line())
     first = args.recipes[0]
     for recipe in args.recipes:

@@ -97,7 +97,7 @@ def variant(name, holdout):
 
 
 def step_costs(args, names):
-    """{name: seconds per step / the baseline's}, the median of interleaved pairs (quality.py cost's way)."""
+    """{name: seconds per step / the baseline's}, the median of interleaved rounds (quality.interleaved_times)."""
     import statistics
 
     from tinygan.train import Run
@@ -106,16 +106,8 @@ def step_costs(args, names):
     data = quality.training_data(args.data, args.holdout, args.out)
     runs = {n: Run(quality.demo_config(data, "sprites", 0, os.path.join(args.out, "cost"),
                                        dict(quality.parse_setting(x) for x in CANDIDATES[n]))) for n in names}
-    batch = {n: next(r.batches()) for n, r in runs.items()}
-    times = {n: [] for n in names}
-    for n, r in runs.items():
-        r.step(*batch[n])                                         # warm-up
-    for _ in range(args.cost_repeats):
-        for n, r in runs.items():
-            t = time.perf_counter()
-            for _ in range(args.cost_steps):
-                r.step(*batch[n])
-            times[n].append(time.perf_counter() - t)
+    times = quality.interleaved_times(runs, {n: next(r.batches()) for n, r in runs.items()},
+                                      args.cost_repeats, args.cost_steps)
     return {n: statistics.median(a / b for a, b in zip(times[n], times["baseline"])) for n in names}
 
 

@@ -236,3 +236,23 @@ def test_speckle_scores_saved_grids_and_the_real_sprites(sprites, tmp_path, caps
     assert rows[0]["speckle"] == 0 and rows[1]["speckle"] == 0 and rows[2]["speckle"] > 90
     assert json.load(open(tmp_path / "t.json"))["rows"][2]["speckle"] == rows[2]["speckle"]
     assert "noise.png" in capsys.readouterr().out
+
+
+def test_interleaved_times_turn_the_order_every_round(monkeypatch):
+    order, clock = [], iter(range(1000))
+    monkeypatch.setattr(quality.time, "perf_counter", lambda: float(next(clock)))
+
+    class Stepper:
+        def __init__(self, name):
+            self.name = name
+
+        def step(self, real, z):
+            order.append(self.name)
+
+    runs = {n: Stepper(n) for n in ("baseline", "ada", "flip")}
+    times = quality.interleaved_times(runs, {n: (None, None) for n in runs}, repeats=3, steps=2)
+    assert order[:3] == ["baseline", "ada", "flip"]                        # one warm-up step each
+    rounds = [order[3 + 6 * i:3 + 6 * (i + 1)] for i in range(3)]
+    assert [r[0] for r in rounds] == ["baseline", "ada", "flip"]          # each first once
+    assert rounds[1] == ["ada", "ada", "flip", "flip", "baseline", "baseline"]
+    assert times == {n: [0.5, 0.5, 0.5] for n in runs}                    # one clock tick per run of 2 steps
