@@ -49,6 +49,9 @@ A run keeps itself in ``<run>/checkpoint.npz`` every --checkpoint-every steps an
 last step; ``train`` of the same run (same recipe, seed and --set) goes on from there, step
 for step as if it had never stopped, so a longer --steps extends a finished run and a
 killed one loses only the steps since its last checkpoint (--restart: from step 0).
+``--also-ema 0.9995 0.9998`` keeps more moving averages of the same G beside the run's own,
+each written as the run ``--set ema=β`` would train (β never enters the training step, so that
+run's G is this one's bit for bit): a sweep of the average for the price of one run.
 
 One run at a time per core: ``--threads 1`` (the default) and two runs side by side is
 how the 2-core machine gets through the table; wall times are then those of a shared
@@ -95,6 +98,11 @@ def parse_args(argv=None):
                         "step as if never stopped (default 2520: 60 epochs, ~2 minutes of one core; 0: never)")
     t.add_argument("--restart", action="store_true",
                    help="ignore the run's checkpoint and train it from step 0")
+    t.add_argument("--also-ema", type=float, nargs="+", default=[], metavar="BETA",
+                   help="tinygan only: also keep moving averages of G at these β, each kept as the run "
+                        "recipe+…+ema=BETA of this seed (its own folder and runs.jsonl line) — the run that "
+                        "--set ema=BETA would train, bit for bit, since β never enters the training step: "
+                        "a sweep of the average at the cost of one run")
     t.add_argument("--holdout", type=int, default=0, metavar="N",
                    help="train on all sprites but N, the same N for every run (chosen by a fixed seed), so that "
                         "report can tell copies of training sprites; the run is named recipe+…+holdout=N "
@@ -139,7 +147,16 @@ def parse_args(argv=None):
                      f"its β must be in (0, 1)")
         if args.holdout < 0:
             ap.error(f"--holdout must be 0 or a count of sprites, got {args.holdout}")
-        args.variant = "+".join([args.recipe, *args.set, *([f"holdout={args.holdout}"] if args.holdout else [])])
+        own = args.overrides.get("ema", EMA_DECAY)
+        if args.also_ema and args.framework != "tinygan":
+            ap.error("--also-ema: tinygan runs only")
+        for beta in args.also_ema:
+            if not 0 < beta < 1 or beta == own or args.also_ema.count(beta) > 1:
+                ap.error(f"--also-ema {beta}: each β in (0, 1), once, and not the run's own ({own})")
+        held = [f"holdout={args.holdout}"] if args.holdout else []
+        args.variant = "+".join([args.recipe, *args.set, *held])
+        others = [x for x in args.set if parse_setting(x)[0] != "ema"]
+        args.also_variants = {beta: "+".join([args.recipe, *others, f"ema={beta}", *held]) for beta in args.also_ema}
     return args
 
 
@@ -216,12 +233,14 @@ def eval_noise(latent_dim, dtype):
     return np.random.default_rng(Z_SEED).standard_normal((N_EVAL, latent_dim, 1, 1)).astype(dtype)
 
 
-def train_tinygan(args, folder):
+def train_tinygan(args, folder, also=None):
     """Yield (step, seconds, G, G_ema, losses, sample) at each kept step count; tinygan's own training
-    step. Goes on from ``folder``'s checkpoint when there is one (unless --restart)."""
+    step. Goes on from ``folder``'s checkpoint when there is one (unless --restart). ``also``: a dict
+    this fills with {β: EMA} for --also-ema, updated after every step as the run's own average is."""
     from tinygan.nn import sampling
     from tinygan.train import Run
     from tinygan.checkpoint import CheckpointError
+    from tinygan.ema import EMA
     # every recipe keeps the moving average of G here (β = EMA_DECAY, whatever the recipe says),
     # so that each is scored with both samplers
     cfg = demo_config(args.train_data, args.recipe, args.seed, folder, {"ema": EMA_DECAY, **args.overrides})
@@ -238,16 +257,38 @@ def train_tinygan(args, folder):
     history, seconds = [], 0.0
     if saved:
         history, seconds = [list(row) for row in saved["extra"]["recent_losses"]], r.state.seconds
+    also = {} if also is None else also
+    for beta in args.also_ema:                           # the same ramp as the run's own average
+        also[beta] = EMA(r.G, beta, r.cfg.ema_rampup)
+        if saved:
+            also[beta].model.load_state_dict(averages_saved(saved, beta, path))
+        elif r.state.step:                                # a Run resumed some other way: not from step 0
+            raise SystemExit("quality.py: --also-ema needs the run from step 0")
 
     def sample(G, z):
         with sampling(G, bn="batch"):                         # BatchNorm on batch statistics; G left as it was
             return G(z)
 
+    def update_also():                                    # after r.step, before _loop counts the step:
+        for average in also.values():                     # the step count Run.step gave its own average
+            average.update(r.state.step)
+
     def save(seconds):
         r.state.seconds = seconds
-        save_run(path, r, history)
-    yield from _loop(r, lambda real, z: r.step(real, z), lambda: None, r.G, r.ema.model, sample, args.steps,
+        save_run(path, r, history, also)
+    yield from _loop(r, lambda real, z: r.step(real, z), update_also, r.G, r.ema.model, sample, args.steps,
                      history, seconds, save if args.checkpoint_every else None, args.checkpoint_every)
+
+
+def averages_saved(saved, beta, path):
+    """The state_dict of the --also-ema average β that ``save_run`` put in the checkpoint ``saved``;
+    an exit with one line when the run was kept without it (its average would start mid-run)."""
+    prefix = f"also_ema={beta}/"
+    state = {k[len(prefix):]: v for k, v in saved["extra"].items() if k.startswith(prefix)}
+    if not state:
+        raise SystemExit(f"quality.py: {path} holds no moving average at β {beta} (the run was trained without "
+                         f"--also-ema {beta}); train it with --restart, or without --also-ema {beta}")
+    return state
 
 
 def resumable(path, cfg):
@@ -275,11 +316,15 @@ def resumable(path, cfg):
     return saved
 
 
-def save_run(path, r, history):
+def save_run(path, r, history, also=None):
     """Everything ``train_tinygan`` needs to go on: the Run's checkpoint (with its EMA of G) plus
-    the losses of the last 500 steps (the figure runs.jsonl reports), in one atomic file."""
+    the losses of the last 500 steps (the figure runs.jsonl reports) and the --also-ema averages
+    ({β: EMA}), in one atomic file."""
     import numpy as np
-    r.save_checkpoint(path, extra={"recent_losses": np.array(history[-500:], dtype=np.float64).reshape(-1, 2)})
+    extra = {"recent_losses": np.array(history[-500:], dtype=np.float64).reshape(-1, 2)}
+    for beta, average in (also or {}).items():
+        extra.update({f"also_ema={beta}/{k}": v for k, v in average.model.state_dict().items()})
+    r.save_checkpoint(path, extra=extra)
 
 
 def train_torch(args, folder):
@@ -367,30 +412,45 @@ def ema_bn_samples(G_ema, z):
 
 def train(args):
     import numpy as np
-    from tinygan.images import from_uint8, save_grid
-    from tinygan.io import atomic_write
     name = f"{args.framework}_{args.variant}_s{args.seed}"
     folder = os.path.join(args.out, name)
     os.makedirs(folder, exist_ok=True)
     args.train_data = training_data(args.data, args.holdout, args.out)
     z = eval_noise(100, np.float32)
-    runner = train_tinygan if args.framework == "tinygan" else train_torch
+    also = {}
+    runner = (lambda a, f: train_tinygan(a, f, also)) if args.framework == "tinygan" else train_torch
     for step, seconds, G, G_ema, losses, sample in runner(args, folder):
-        kept = {"fake": samples_of(G, sample, z), "fake_ema": samples_of(G_ema, sample, z)}
-        if args.framework == "tinygan":
-            kept["fake_ema_bn"] = ema_bn_samples(G_ema, z)
-        path = os.path.join(folder, f"step_{step:06d}.npz")
-        with atomic_write(path, "wb") as f:
-            np.savez_compressed(f, **kept)
-        for key, suffix in (("fake", ""), ("fake_ema", "_ema"), ("fake_ema_bn", "_ema_bn")):
-            if key in kept:
-                save_grid(from_uint8(kept[key][:64]), os.path.join(folder, f"step_{step:06d}{suffix}.png"), scale=2)
-        line = {"run": name, "framework": args.framework, "recipe": args.variant, "seed": args.seed,
-                "step": step, "seconds": round(seconds, 1), "loss_D": float(losses[0]),
-                "loss_G": float(losses[1]), "samples": os.path.relpath(path, args.out), "holdout": args.holdout}
-        with open(os.path.join(args.out, "runs.jsonl"), "a") as f:
-            f.write(json.dumps(line) + "\n")
-        print(json.dumps(line), flush=True)
+        fake = samples_of(G, sample, z)
+        keep(args, args.variant, step, seconds, losses, fake, G_ema, sample, z)
+        for beta, average in also.items():            # the same G, another average: the run ema=β trains
+            keep(args, args.also_variants[beta], step, seconds, losses, fake, average.model, sample, z)
+
+
+def keep(args, variant, step, seconds, losses, fake, G_ema, sample, z):
+    """Write one run's samples at ``step`` (G's ``fake``, the average's, and for tinygan the average's
+    with its own BatchNorm statistics) as <out>/<framework>_<variant>_s<seed>/step_N.npz with its
+    grids, and its line in <out>/runs.jsonl."""
+    import numpy as np
+    from tinygan.images import from_uint8, save_grid
+    from tinygan.io import atomic_write
+    name = f"{args.framework}_{variant}_s{args.seed}"
+    folder = os.path.join(args.out, name)
+    os.makedirs(folder, exist_ok=True)
+    kept = {"fake": fake, "fake_ema": samples_of(G_ema, sample, z)}
+    if args.framework == "tinygan":
+        kept["fake_ema_bn"] = ema_bn_samples(G_ema, z)
+    path = os.path.join(folder, f"step_{step:06d}.npz")
+    with atomic_write(path, "wb") as f:
+        np.savez_compressed(f, **kept)
+    for key, suffix in (("fake", ""), ("fake_ema", "_ema"), ("fake_ema_bn", "_ema_bn")):
+        if key in kept:
+            save_grid(from_uint8(kept[key][:64]), os.path.join(folder, f"step_{step:06d}{suffix}.png"), scale=2)
+    line = {"run": name, "framework": args.framework, "recipe": variant, "seed": args.seed,
+            "step": step, "seconds": round(seconds, 1), "loss_D": float(losses[0]),
+            "loss_G": float(losses[1]), "samples": os.path.relpath(path, args.out), "holdout": args.holdout}
+    with open(os.path.join(args.out, "runs.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
+    print(json.dumps(line), flush=True)
 
 
 def interleaved_times(runs, batches, repeats, steps):

@@ -256,3 +256,49 @@ def test_interleaved_times_turn_the_order_every_round(monkeypatch):
     assert [r[0] for r in rounds] == ["baseline", "ada", "flip"]          # each first once
     assert rounds[1] == ["ada", "ada", "flip", "flip", "baseline", "baseline"]
     assert times == {n: [0.5, 0.5, 0.5] for n in runs}                    # one clock tick per run of 2 steps
+
+
+def _kept(out, variant, step):
+    line = [json.loads(x) for x in open(out / "runs.jsonl") if json.loads(x)["recipe"] == variant and
+            json.loads(x)["step"] == step][-1]
+    return line, np.load(out / line["samples"])
+
+
+def test_also_ema_keeps_the_runs_that_set_ema_trains_bit_for_bit(sprites, tmp_path):
+    """One run with --also-ema 0.9 0.5 keeps three runs; each extra one is the run --set ema=β
+    trains, every sample and loss equal (β never enters the training step)."""
+    common = ["train", "--data", str(sprites), "--recipe", "sprites", "--seed", "2", "--steps", "2", "3",
+              "--set", "lr_d=3e-4"]
+    quality.train(quality.parse_args([*common, "--out", str(tmp_path / "one"), "--also-ema", "0.9", "0.5"]))
+    for beta in ("0.9", "0.5"):
+        alone = tmp_path / f"alone{beta}"
+        quality.train(quality.parse_args([*common, f"ema={beta}", "--out", str(alone)]))
+        for step in (2, 3):
+            a, ka = _kept(alone, f"sprites+lr_d=3e-4+ema={beta}", step)
+            b, kb = _kept(tmp_path / "one", f"sprites+lr_d=3e-4+ema={beta}", step)
+            assert (a["run"], a["loss_D"], a["loss_G"]) == (b["run"], b["loss_D"], b["loss_G"])
+            for key in ("fake", "fake_ema", "fake_ema_bn"):
+                np.testing.assert_array_equal(ka[key], kb[key])
+    own, k_own = _kept(tmp_path / "one", "sprites+lr_d=3e-4", 3)              # the run's own average, β 0.999
+    _, k_half = _kept(tmp_path / "one", "sprites+lr_d=3e-4+ema=0.5", 3)
+    np.testing.assert_array_equal(k_own["fake"], k_half["fake"])               # one G
+    assert not np.array_equal(k_own["fake_ema"], k_half["fake_ema"])           # two averages
+
+
+def test_also_ema_goes_on_from_a_checkpoint_and_refuses_one_without_it(sprites, tmp_path):
+    common = ["train", "--data", str(sprites), "--recipe", "sprites", "--seed", "4", "--also-ema", "0.8"]
+    quality.train(quality.parse_args([*common, "--out", str(tmp_path / "straight"), "--steps", "4"]))
+    quality.train(quality.parse_args([*common, "--out", str(tmp_path / "split"), "--steps", "2"]))
+    quality.train(quality.parse_args([*common, "--out", str(tmp_path / "split"), "--steps", "4"]))
+    _, a = _kept(tmp_path / "straight", "sprites+ema=0.8", 4)
+    _, b = _kept(tmp_path / "split", "sprites+ema=0.8", 4)
+    np.testing.assert_array_equal(a["fake_ema"], b["fake_ema"])                # the average came back too
+    with pytest.raises(SystemExit, match=r"holds no moving average at β 0.7 .*--restart"):
+        quality.train(quality.parse_args([*common[:-1], "0.7", "--out", str(tmp_path / "split"), "--steps", "5"]))
+
+
+@pytest.mark.parametrize("betas", [["0.999"], ["1.0"], ["0.9", "0.9"]])
+def test_also_ema_refuses_the_runs_own_beta_and_nonsense_before_any_work(betas, capsys):
+    with pytest.raises(SystemExit):
+        quality.parse_args(["train", "--also-ema", *betas])
+    assert "--also-ema" in capsys.readouterr().err
