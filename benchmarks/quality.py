@@ -260,10 +260,8 @@ def train_tinygan(args, folder, also=None):
     also = {} if also is None else also
     for beta in args.also_ema:                           # the same ramp as the run's own average
         also[beta] = EMA(r.G, beta, r.cfg.ema_rampup)
-        if saved:
+        if saved:                                         # else the run starts at step 0, as the average does
             also[beta].model.load_state_dict(averages_saved(saved, beta, path))
-        elif r.state.step:                                # a Run resumed some other way: not from step 0
-            raise SystemExit("quality.py: --also-ema needs the run from step 0")
 
     def sample(G, z):
         with sampling(G, bn="batch"):                         # BatchNorm on batch statistics; G left as it was
