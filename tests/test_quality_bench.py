@@ -259,8 +259,8 @@ def test_interleaved_times_turn_the_order_every_round(monkeypatch):
 
 
 def _kept(out, variant, step):
-    line = [json.loads(x) for x in open(out / "runs.jsonl") if json.loads(x)["recipe"] == variant and
-            json.loads(x)["step"] == step][-1]
+    lines = [json.loads(x) for x in open(out / "runs.jsonl")]
+    line = [x for x in lines if x["recipe"] == variant and x["step"] == step][-1]
     return line, np.load(out / line["samples"])
 
 
